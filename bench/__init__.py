@@ -1,0 +1,1 @@
+"""shardsim benchmarks: ``python -m bench [suite ...]`` prints one JSON line per figure."""

@@ -1,0 +1,69 @@
+"""shards: the pure shard model (no I/O, no clocks, no trio). See README.md.
+
+Public API only; implementation lives in private modules.
+"""
+
+from __future__ import annotations
+
+from ._codec import EXT_CODES as EXT_CODES, copy as copy, decode as decode, encode as encode
+from ._errors import (
+    CodecError as CodecError,
+    DuplicateSubscriber as DuplicateSubscriber,
+    DurableObjectError as DurableObjectError,
+    InputQueueFull as InputQueueFull,
+    InputTooLarge as InputTooLarge,
+    InvalidIdError as InvalidIdError,
+    InvalidInput as InvalidInput,
+    InvalidState as InvalidState,
+    MatchmakingError as MatchmakingError,
+    ObjectResetError as ObjectResetError,
+    RemoteError as RemoteError,
+    ShardFailed as ShardFailed,
+    ShardFull as ShardFull,
+    ShardsError as ShardsError,
+    ShardStopped as ShardStopped,
+    SnapshotCorrupt as SnapshotCorrupt,
+    SnapshotError as SnapshotError,
+    SnapshotVersionError as SnapshotVersionError,
+    StorageError as StorageError,
+    StorageLimitError as StorageLimitError,
+    SubscriberError as SubscriberError,
+    Unauthorized as Unauthorized,
+    UnknownSubscriber as UnknownSubscriber,
+)
+from ._simulation import ShardAuth as ShardAuth, SimState as SimState
+
+__all__ = [
+    # codec
+    "EXT_CODES",
+    "copy",
+    "decode",
+    "encode",
+    # simulation contract
+    "ShardAuth",
+    "SimState",
+    # errors
+    "CodecError",
+    "DuplicateSubscriber",
+    "DurableObjectError",
+    "InputQueueFull",
+    "InputTooLarge",
+    "InvalidIdError",
+    "InvalidInput",
+    "InvalidState",
+    "MatchmakingError",
+    "ObjectResetError",
+    "RemoteError",
+    "ShardFailed",
+    "ShardFull",
+    "ShardStopped",
+    "ShardsError",
+    "SnapshotCorrupt",
+    "SnapshotError",
+    "SnapshotVersionError",
+    "StorageError",
+    "StorageLimitError",
+    "SubscriberError",
+    "Unauthorized",
+    "UnknownSubscriber",
+]
