@@ -17,7 +17,8 @@ Invariants:
 * Accepted: ``None``, ``bool``, ``int``, ``float`` (NaN and infinities too),
   ``str``, ``bytes``, ``list``, ``dict`` with ``str`` keys, and timezone-aware
   ``datetime`` (read back with a fixed-offset ``timezone`` equal to the
-  original's offset at that instant; it compares equal to the original).
+  original's offset at that instant; it compares equal to the original,
+  except inside a DST fold, where PEP 495 makes cross-zone equality False).
 * Extension codes are allocated here and only here (:data:`EXT_CODES`).
 """
 
