@@ -28,7 +28,12 @@ caught.
     ├── SnapshotError                 a snapshot or frame could not be built or read
     │   ├── SnapshotVersionError
     │   └── SnapshotCorrupt
-    ├── MatchmakingError
+    ├── AreaOfInterestError(ValueError)  bad geometry (negative radius, zero cell size, wrong
+    │                                  dimensions), or an unknown / duplicate entity id in a grid
+    ├── MatchmakingError                 a matchmaker refused a call; its queue is unchanged
+    │   ├── PlayerAlreadyQueued          enqueue of a player who is already waiting
+    │   ├── PlayerNotQueued              cancel of a player who is not waiting
+    │   └── InvalidMatch                 a match function returned an unknown, altered or repeated entry
     └── DurableObjectError            raised by the Durable Objects emulator; carries
         │                             production's remote / retryable / overloaded /
         │                             durableObjectReset flags
@@ -42,6 +47,7 @@ caught.
 from __future__ import annotations
 
 __all__ = [
+    "AreaOfInterestError",
     "CodecError",
     "DuplicateSubscriber",
     "DurableObjectError",
@@ -49,9 +55,12 @@ __all__ = [
     "InputTooLarge",
     "InvalidIdError",
     "InvalidInput",
+    "InvalidMatch",
     "InvalidState",
     "MatchmakingError",
     "ObjectResetError",
+    "PlayerAlreadyQueued",
+    "PlayerNotQueued",
     "RemoteError",
     "ShardFailed",
     "ShardFull",
@@ -147,6 +156,42 @@ class SnapshotCorrupt(SnapshotError):
 
 class MatchmakingError(ShardsError):
     """A matchmaker operation was refused (unknown player, duplicate entry, ...)."""
+
+
+class PlayerAlreadyQueued(MatchmakingError):
+    """``enqueue`` was called for a player who is already waiting; ``player_id`` names them."""
+
+    def __init__(self, message: str, *, player_id: str) -> None:
+        super().__init__(message)
+        self.player_id = player_id
+
+
+class PlayerNotQueued(MatchmakingError):
+    """``cancel`` was called for a player who is not waiting; ``player_id`` names them."""
+
+    def __init__(self, message: str, *, player_id: str) -> None:
+        super().__init__(message)
+        self.player_id = player_id
+
+
+class InvalidMatch(MatchmakingError):
+    """A match function returned a group the queue cannot honour; nothing was changed.
+
+    ``player_id`` names the offending entry when there is one (an unknown,
+    altered or repeated player), else None (e.g. an empty group).
+    """
+
+    def __init__(self, message: str, *, player_id: str | None = None) -> None:
+        super().__init__(message)
+        self.player_id = player_id
+
+
+class AreaOfInterestError(ShardsError, ValueError):
+    """Bad area-of-interest geometry or grid use: the message names the argument.
+
+    A ``ValueError`` too, since most of these are out-of-range arguments
+    (negative radius, non-positive cell size, a point of the wrong dimension).
+    """
 
 
 class DurableObjectError(ShardsError):
