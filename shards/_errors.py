@@ -40,7 +40,8 @@ caught.
         ├── RemoteError               an object's error whose type could not be rebuilt
         ├── InvalidIdError(TypeError) a malformed id, or one from another namespace
         ├── StorageError
-        │   └── StorageLimitError(ValueError)   production's RangeError family
+        │   ├── StorageLimitError(ValueError)   production's RangeError family
+        │   └── StorageTypeError(TypeError)     a malformed storage call (production's TypeError)
         └── ObjectResetError          the object was reset (crash, abort, failed write)
 """
 
@@ -71,6 +72,7 @@ __all__ = [
     "SnapshotVersionError",
     "StorageError",
     "StorageLimitError",
+    "StorageTypeError",
     "SubscriberError",
     "Unauthorized",
     "UnknownSubscriber",
@@ -230,6 +232,15 @@ class StorageError(DurableObjectError):
 
 class StorageLimitError(StorageError, ValueError):
     """A key, value or batch is over production's limits (a RangeError in production)."""
+
+
+class StorageTypeError(StorageError, TypeError):
+    """A storage call's arguments are malformed (a TypeError in production).
+
+    For example ``list()`` with both ``start`` and ``startAfter``, a non-string
+    key, an unknown option name, or an alarm time that is not a number or an
+    aware datetime.
+    """
 
 
 class ObjectResetError(DurableObjectError):
