@@ -5,8 +5,18 @@ Public API only; implementation lives in private modules.
 
 from __future__ import annotations
 
+from ._aoi import (
+    Box as Box,
+    GridIndex as GridIndex,
+    GridStatistics as GridStatistics,
+    Point as Point,
+    Sphere as Sphere,
+    filter_box as filter_box,
+    filter_sphere as filter_sphere,
+)
 from ._codec import EXT_CODES as EXT_CODES, copy as copy, decode as decode, encode as encode
 from ._errors import (
+    AreaOfInterestError as AreaOfInterestError,
     CodecError as CodecError,
     DuplicateSubscriber as DuplicateSubscriber,
     DurableObjectError as DurableObjectError,
@@ -14,9 +24,12 @@ from ._errors import (
     InputTooLarge as InputTooLarge,
     InvalidIdError as InvalidIdError,
     InvalidInput as InvalidInput,
+    InvalidMatch as InvalidMatch,
     InvalidState as InvalidState,
     MatchmakingError as MatchmakingError,
     ObjectResetError as ObjectResetError,
+    PlayerAlreadyQueued as PlayerAlreadyQueued,
+    PlayerNotQueued as PlayerNotQueued,
     RemoteError as RemoteError,
     ShardFailed as ShardFailed,
     ShardFull as ShardFull,
@@ -42,7 +55,16 @@ __all__ = [
     # simulation contract
     "ShardAuth",
     "SimState",
+    # area of interest
+    "Box",
+    "GridIndex",
+    "GridStatistics",
+    "Point",
+    "Sphere",
+    "filter_box",
+    "filter_sphere",
     # errors
+    "AreaOfInterestError",
     "CodecError",
     "DuplicateSubscriber",
     "DurableObjectError",
@@ -50,9 +72,12 @@ __all__ = [
     "InputTooLarge",
     "InvalidIdError",
     "InvalidInput",
+    "InvalidMatch",
     "InvalidState",
     "MatchmakingError",
     "ObjectResetError",
+    "PlayerAlreadyQueued",
+    "PlayerNotQueued",
     "RemoteError",
     "ShardFailed",
     "ShardFull",
