@@ -44,6 +44,14 @@ from ._errors import (
     Unauthorized as Unauthorized,
     UnknownSubscriber as UnknownSubscriber,
 )
+from ._prediction import (
+    MAX_SEQ as MAX_SEQ,
+    AckTracker as AckTracker,
+    InputAck as InputAck,
+    PendingInput as PendingInput,
+    Reconciler as Reconciler,
+    ReconcilerStatistics as ReconcilerStatistics,
+)
 from ._simulation import ShardAuth as ShardAuth, SimState as SimState
 
 __all__ = [
@@ -63,6 +71,13 @@ __all__ = [
     "Sphere",
     "filter_box",
     "filter_sphere",
+    # client prediction
+    "MAX_SEQ",
+    "AckTracker",
+    "InputAck",
+    "PendingInput",
+    "Reconciler",
+    "ReconcilerStatistics",
     # errors
     "AreaOfInterestError",
     "CodecError",
