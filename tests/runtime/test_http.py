@@ -210,6 +210,13 @@ def test_request_refuses_bad_urls(url):
         Request(url)
 
 
+@pytest.mark.parametrize("url", ["http://" + "ü" * 64 + "/", "http://a/\ud800"])
+def test_request_refuses_unencodable_urls(url):
+    """A host IDNA cannot encode, or a lone surrogate in the path, is not a URL."""
+    with pytest.raises(HttpTypeError, match="^" + re.escape(f"Fetch API cannot load: {url}") + "$"):
+        Request(url)
+
+
 def test_request_refuses_other_inputs():
     """The input is a URL or a Request."""
     with pytest.raises(HttpTypeError, match=r"^Request input must be a URL str or a Request, not bytes$"):
