@@ -1,0 +1,607 @@
+"""The per-object SQLite engine: one database file per object, one open write batch.
+
+SQLite runs inline on the calling (trio) thread: a point write costs ~10 µs,
+less than any thread hop, and a hop would let the autojump MockClock leap
+(DESIGN.md, "Storage").
+
+Invariants:
+
+* The current write batch is ONE open SQLite transaction. The first write
+  after a commit issues ``BEGIN IMMEDIATE``; later writes join it; reads on
+  the same connection see its uncommitted rows (so a get after an unawaited
+  put sees the put). :meth:`ObjectDatabase.commit` ends the batch,
+  :meth:`ObjectDatabase.rollback` discards it (a power cut).
+* ``storage.transaction()`` is a SAVEPOINT inside the open batch. While one
+  is open, :attr:`ObjectDatabase.can_commit` is False: the actor must not
+  commit half a transaction.
+* A read never creates the database file; a read of an object that has no
+  file returns nothing. The first write creates the file (WAL mode is set
+  then, and persists in the file).
+* The alarm time (ms since the epoch) lives in ``_cf_METADATA`` in the same
+  database, so it commits atomically with the writes that set it.
+* At most ``ConnectionPool.max_open`` connections are open (a WAL database
+  holds three descriptors). Opening one more closes the least recently used
+  *clean* connection (no open batch, no savepoint); a dirty connection is
+  never closed behind the owner's back, so if every open database is dirty
+  the pool goes over its bound and counts it.
+* ``synchronous=NORMAL`` in WAL mode survives a killed process (the failure
+  the fault kit simulates); a power loss at the OS level may lose the last
+  commits, which production would not. We accept that for ~20x throughput.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import resource
+import sqlite3
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Concatenate, Final, ParamSpec, TypeVar
+
+from shards._errors import StorageError
+
+__all__ = [
+    "ConnectionPool",
+    "DatabaseStatistics",
+    "ObjectDatabase",
+    "PoolStatistics",
+    "SavepointToken",
+    "default_max_open",
+    "sqlite_error_text",
+]
+
+logger = logging.getLogger("shardsim.storage")
+
+#: Descriptors one open WAL database holds (main file, -wal, -shm).
+FDS_PER_DATABASE: Final = 3
+#: Descriptors we leave for everything else (sockets, D1, logs, the interpreter).
+FD_RESERVE: Final = 256
+_MIN_OPEN: Final = 4
+_MAX_OPEN: Final = 10_000
+
+_ALARM: Final = "alarm"
+
+_SCHEMA: Final = (
+    # TEXT with the default BINARY collation compares with memcmp on UTF-8 bytes: exactly
+    # production's list() order. WITHOUT ROWID keeps rows in key order in one b-tree.
+    "CREATE TABLE IF NOT EXISTS _cf_KV (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS _cf_METADATA (name TEXT PRIMARY KEY, value)",
+)
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def sqlite_error_text(exc: sqlite3.Error) -> str:
+    """Format a sqlite3 error as production does: ``<message>: <primary code name>``.
+
+    For example ``database or disk is full: SQLITE_FULL``. Python gives the
+    extended name (``SQLITE_IOERR_WRITE``); production prints the primary one.
+    """
+    name = getattr(exc, "sqlite_errorname", None)
+    if not name:
+        return str(exc)
+    primary = "_".join(name.split("_")[:2])
+    return f"{exc}: {primary}"
+
+
+def _sqlite_boundary(
+    method: Callable[Concatenate[ObjectDatabase, _P], _R],
+) -> Callable[Concatenate[ObjectDatabase, _P], _R]:
+    """Convert sqlite3 errors escaping ``method`` to StorageError (chained with ``from``)."""
+
+    @functools.wraps(method)
+    def wrapper(self: ObjectDatabase, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StorageError(sqlite_error_text(exc)) from exc
+
+    return wrapper
+
+
+def default_max_open() -> int:
+    """The default bound on open connections, from the soft ``RLIMIT_NOFILE``.
+
+    ``(soft - 256) // 3``: three descriptors per WAL database, 256 kept in
+    reserve, clamped to [4, 10000].
+    """
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return _MAX_OPEN
+    return max(_MIN_OPEN, min(_MAX_OPEN, (soft - FD_RESERVE) // FDS_PER_DATABASE))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolStatistics:
+    """A snapshot of a :class:`ConnectionPool`.
+
+    Attributes:
+        open: connections open now.
+        max_open: the pool's bound.
+        opened_total: connections ever opened.
+        closed_total: connections ever closed (evictions and explicit closes).
+        evicted_total: connections closed by the pool to stay within its bound.
+        over_bound: times a connection was opened while every other one was dirty,
+            leaving the pool above its bound.
+    """
+
+    open: int
+    max_open: int
+    opened_total: int
+    closed_total: int
+    evicted_total: int
+    over_bound: int
+
+
+class ConnectionPool:
+    """Bounds the number of open SQLite connections across all objects (LRU).
+
+    Args:
+        max_open: most connections open at once; default :func:`default_max_open`.
+    """
+
+    def __init__(self, max_open: int | None = None) -> None:
+        if max_open is None:
+            max_open = default_max_open()
+        if max_open < 1:
+            raise ValueError(f"max_open must be at least 1, got {max_open}")
+        self.max_open = max_open
+        # Most recently used last. Keys are databases (hashed by identity).
+        self._lru: OrderedDict[ObjectDatabase, None] = OrderedDict()
+        self._opened_total = 0
+        self._closed_total = 0
+        self._evicted_total = 0
+        self._over_bound = 0
+
+    def statistics(self) -> PoolStatistics:
+        """Return counters for this pool."""
+        return PoolStatistics(
+            open=len(self._lru),
+            max_open=self.max_open,
+            opened_total=self._opened_total,
+            closed_total=self._closed_total,
+            evicted_total=self._evicted_total,
+            over_bound=self._over_bound,
+        )
+
+    def close_all(self) -> None:
+        """Close every open connection (runtime shutdown).
+
+        Uncommitted batches are rolled back, as a crash would lose them.
+        """
+        for db in list(self._lru):
+            db.close()
+
+    # Private: called by ObjectDatabase.
+
+    def _opened(self, db: ObjectDatabase) -> None:
+        self._opened_total += 1
+        self._lru[db] = None
+        if len(self._lru) <= self.max_open:
+            return
+        for candidate in self._lru:
+            if candidate is not db and candidate._evictable():
+                logger.debug("pool: closing idle connection to %s", candidate.path)
+                self._evicted_total += 1
+                candidate._close_connection()  # calls _closed, which edits _lru: stop iterating
+                return
+        self._over_bound += 1
+        logger.warning(
+            "pool: %d connections open, above the bound of %d: every other database has uncommitted writes",
+            len(self._lru),
+            self.max_open,
+        )
+
+    def _touch(self, db: ObjectDatabase) -> None:
+        self._lru.move_to_end(db)
+
+    def _closed(self, db: ObjectDatabase) -> None:
+        if db in self._lru:
+            del self._lru[db]
+            self._closed_total += 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SavepointToken:
+    """Names one open savepoint: the batch it belongs to and its nesting depth."""
+
+    generation: int
+    depth: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatabaseStatistics:
+    """A snapshot of one :class:`ObjectDatabase`.
+
+    Attributes:
+        commits: batches committed.
+        rollbacks: batches discarded by :meth:`ObjectDatabase.rollback` or a failed commit.
+        failed_commits: commits that raised.
+        opens: times a connection was opened (reopens after eviction included).
+    """
+
+    commits: int
+    rollbacks: int
+    failed_commits: int
+    opens: int
+
+
+class ObjectDatabase:
+    """One object's SQLite database: the KV table, metadata (alarm) and user SQL tables.
+
+    Args:
+        path: the database file. It is created by the first write, never by a read.
+        pool: the pool this database's connection counts against.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], pool: ConnectionPool) -> None:
+        self.path = os.fspath(path)
+        self._pool = pool
+        self._conn: sqlite3.Connection | None = None
+        # None: not checked yet. Only we create the file, so True is final.
+        self._exists: bool | None = None
+        self._in_batch = False
+        self._savepoints = 0
+        # Bumped whenever a batch ends, so a savepoint token from a discarded batch is stale.
+        self._generation = 0
+        self._fail_next_commit: str | None = None
+        self._commits = 0
+        self._rollbacks = 0
+        self._failed_commits = 0
+        self._opens = 0
+
+    def __repr__(self) -> str:
+        state = "dirty" if self._in_batch else "clean"
+        return f"<ObjectDatabase {self.path!r} {state} open={self._conn is not None}>"
+
+    # --- batch control (the actor) --------------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        """Whether a write batch is open (uncommitted writes exist)."""
+        return self._in_batch
+
+    @property
+    def can_commit(self) -> bool:
+        """False while a ``transaction()`` savepoint is open: committing now would split it."""
+        return self._savepoints == 0
+
+    def commit(self) -> None:
+        """Commit the open batch; a no-op when clean.
+
+        Raises:
+            StorageError: the commit failed (or a fault was injected); the batch
+                was rolled back, so none of its writes survive.
+        """
+        if not self._in_batch:
+            return
+        if self._savepoints:
+            raise AssertionError(
+                "commit() while a storage.transaction() is open (check can_commit); please file a bug"
+            )
+        conn = self._conn
+        assert conn is not None, "a batch is open, so the connection is"
+        if self._fail_next_commit is not None:
+            message, self._fail_next_commit = self._fail_next_commit, None
+            self._failed_commits += 1
+            self._discard_batch()
+            logger.warning("commit failed (injected) for %s: %s", self.path, message)
+            raise StorageError(message)
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._failed_commits += 1
+            # A failed COMMIT may leave the transaction open (e.g. SQLITE_BUSY) or may
+            # have rolled it back already; either way the batch must be gone afterwards.
+            self._discard_batch()
+            logger.warning("commit failed for %s: %s", self.path, exc)
+            raise StorageError(sqlite_error_text(exc)) from exc
+        self._in_batch = False
+        self._generation += 1
+        self._commits += 1
+
+    def rollback(self) -> None:
+        """Discard the open batch and any savepoints in it (a crash or power cut)."""
+        if self._in_batch:
+            self._discard_batch()
+
+    def fail_next_commit(self, message: str = "simulated storage failure (fault injection)") -> None:
+        """Fault hook: make the next :meth:`commit` that has work to do fail.
+
+        It rolls the batch back and raises :class:`StorageError` with ``message``.
+        """
+        self._fail_next_commit = message
+
+    def close(self) -> None:
+        """Release the connection. Uncommitted writes are rolled back, as in a crash.
+
+        The database stays usable: the next call reopens the file.
+        """
+        if self._in_batch:
+            logger.warning("closing %s with uncommitted writes: they are discarded", self.path)
+        self._close_connection()
+
+    def statistics(self) -> DatabaseStatistics:
+        """Return counters for this database."""
+        return DatabaseStatistics(
+            commits=self._commits,
+            rollbacks=self._rollbacks,
+            failed_commits=self._failed_commits,
+            opens=self._opens,
+        )
+
+    # --- connections ----------------------------------------------------------------------------
+
+    def read_connection(self) -> sqlite3.Connection | None:
+        """The connection for a read, or None when the object has no file (nothing stored)."""
+        conn = self._conn
+        if conn is not None:
+            self._pool._touch(self)
+            return conn
+        if not self._file_exists():
+            return None
+        return self._open()
+
+    def write_connection(self) -> sqlite3.Connection:
+        """The connection for a write, inside the open batch (begun here if needed).
+
+        Creates the database file on the object's first write.
+
+        Raises:
+            StorageError: the file could not be created or the batch could not begin.
+        """
+        conn = self._conn
+        if conn is None:
+            conn = self._open()
+        else:
+            self._pool._touch(self)
+        if not self._in_batch:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StorageError(f"cannot begin a write batch on {self.path}: {exc}") from exc
+            self._in_batch = True
+        return conn
+
+    def _file_exists(self) -> bool:
+        if not self._exists:  # re-check while missing: only a write of ours creates it
+            self._exists = os.path.exists(self.path)
+        return self._exists
+
+    def _open(self) -> sqlite3.Connection:
+        creating = not self._file_exists()
+        try:
+            if creating:
+                # do/<binding>/ may not exist yet: the first object of a binding creates it.
+                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None)
+        except OSError as exc:
+            raise StorageError(f"cannot create the directory of {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            if creating:
+                # journal_mode is stored in the file: set once, kept by every later open.
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            for statement in _SCHEMA:
+                conn.execute(statement)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StorageError(f"cannot initialise {self.path}: {exc}") from exc
+        self._exists = True
+        self._conn = conn
+        self._opens += 1
+        logger.debug("%s %s", "created" if creating else "opened", self.path)
+        self._pool._opened(self)
+        return conn
+
+    def _evictable(self) -> bool:
+        return self._conn is not None and not self._in_batch and self._savepoints == 0
+
+    def _close_connection(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        if self._in_batch:
+            self._discard_batch()
+        self._conn = None
+        conn.close()
+        self._pool._closed(self)
+
+    def _discard_batch(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:  # pragma: no cover - SQLite rolls back on its own then
+                logger.exception("rollback failed for %s", self.path)
+        self._in_batch = False
+        self._savepoints = 0
+        self._generation += 1
+        self._rollbacks += 1
+
+    # --- savepoints (storage.transaction) -------------------------------------------------------
+
+    @_sqlite_boundary
+    def savepoint(self) -> SavepointToken:
+        """Open a (nested) savepoint inside the batch; the batch begins if needed.
+
+        Returns:
+            The token that :meth:`release_savepoint`, :meth:`rollback_savepoint`
+            and :meth:`undo_savepoint` take.
+        """
+        conn = self.write_connection()
+        token = SavepointToken(generation=self._generation, depth=self._savepoints)
+        conn.execute(f"SAVEPOINT _cf_txn_{token.depth}")
+        self._savepoints += 1
+        return token
+
+    def _savepoint_alive(self, token: SavepointToken) -> bool:
+        # A discarded batch (crash, failed commit) took its savepoints with it: the
+        # transaction's cleanup then has nothing left to do.
+        if token.generation != self._generation:
+            return False
+        if token.depth != self._savepoints - 1:
+            raise AssertionError(f"savepoints closed out of order ({token}); please file a bug")
+        return True
+
+    @_sqlite_boundary
+    def release_savepoint(self, token: SavepointToken) -> None:
+        """Keep the savepoint's writes (they stay in the batch) and close it."""
+        if self._savepoint_alive(token):
+            assert self._conn is not None
+            self._savepoints -= 1
+            self._conn.execute(f"RELEASE _cf_txn_{token.depth}")
+
+    @_sqlite_boundary
+    def rollback_savepoint(self, token: SavepointToken) -> None:
+        """Undo the savepoint's writes and close it."""
+        if self._savepoint_alive(token):
+            assert self._conn is not None
+            self._savepoints -= 1
+            self._conn.execute(f"ROLLBACK TO _cf_txn_{token.depth}")
+            self._conn.execute(f"RELEASE _cf_txn_{token.depth}")
+
+    @_sqlite_boundary
+    def undo_savepoint(self, token: SavepointToken) -> None:
+        """Undo the savepoint's writes so far, leaving it open (``txn.rollback()``)."""
+        if self._savepoint_alive(token):
+            assert self._conn is not None
+            self._conn.execute(f"ROLLBACK TO _cf_txn_{token.depth}")
+
+    # --- KV ------------------------------------------------------------------------------------
+
+    @_sqlite_boundary
+    def kv_get(self, key: str) -> bytes | None:
+        """The stored bytes of ``key``, or None."""
+        conn = self.read_connection()
+        if conn is None:
+            return None
+        row = conn.execute("SELECT value FROM _cf_KV WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    @_sqlite_boundary
+    def kv_get_many(self, keys: Iterable[str]) -> list[tuple[str, bytes]]:
+        """The stored entries among ``keys``, in key order; missing keys are omitted."""
+        conn = self.read_connection()
+        if conn is None:
+            return []
+        found: dict[str, bytes] = {}
+        # One point query per key (not one IN (...) query): the SQL API may lower SQLite's
+        # bound-variable limit on this connection, and 128 cached point lookups cost ~0.3 ms.
+        for key in keys:
+            row = conn.execute("SELECT value FROM _cf_KV WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                found[key] = row[0]
+        # Surrogate-free str order is code point order, which is UTF-8 byte order.
+        return sorted(found.items())
+
+    @_sqlite_boundary
+    def kv_put_many(self, entries: Sequence[tuple[str, bytes]]) -> None:
+        """Store every ``(key, encoded value)`` in the open batch."""
+        conn = self.write_connection()
+        conn.executemany("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", entries)
+
+    @_sqlite_boundary
+    def kv_delete_many(self, keys: Iterable[str]) -> int:
+        """Delete ``keys`` in the open batch; return how many existed."""
+        if self._conn is None and not self._file_exists():
+            return 0  # nothing stored: do not create a file to delete nothing
+        conn = self.write_connection()
+        count = 0
+        for key in keys:
+            count += conn.execute("DELETE FROM _cf_KV WHERE key = ?", (key,)).rowcount
+        return count
+
+    @_sqlite_boundary
+    def kv_list(
+        self,
+        *,
+        lower: str | None,
+        lower_inclusive: bool,
+        upper: str | None,
+        limit: int | None,
+        reverse: bool,
+    ) -> list[tuple[str, bytes]]:
+        """Entries with ``lower <(=) key < upper``, ascending (or descending), at most ``limit``."""
+        conn = self.read_connection()
+        if conn is None:
+            return []
+        where: list[str] = []
+        params: list[object] = []
+        if lower is not None:
+            where.append("key >= ?" if lower_inclusive else "key > ?")
+            params.append(lower)
+        if upper is not None:
+            where.append("key < ?")
+            params.append(upper)
+        sql = "SELECT key, value FROM _cf_KV"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY key DESC" if reverse else " ORDER BY key"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return conn.execute(sql, params).fetchall()
+
+    # --- alarm and deleteAll --------------------------------------------------------------------
+
+    @_sqlite_boundary
+    def get_alarm(self) -> int | None:
+        """The stored alarm time in ms since the epoch (batch included), or None."""
+        conn = self.read_connection()
+        if conn is None:
+            return None
+        row = conn.execute("SELECT value FROM _cf_METADATA WHERE name = ?", (_ALARM,)).fetchone()
+        return None if row is None else int(row[0])
+
+    @_sqlite_boundary
+    def set_alarm(self, scheduled_ms: int | None) -> None:
+        """Store (or with None, delete) the alarm time in the open batch."""
+        if scheduled_ms is None:
+            if self._conn is None and not self._file_exists():
+                return
+            conn = self.write_connection()
+            conn.execute("DELETE FROM _cf_METADATA WHERE name = ?", (_ALARM,))
+            return
+        conn = self.write_connection()
+        conn.execute(
+            "INSERT OR REPLACE INTO _cf_METADATA (name, value) VALUES (?, ?)", (_ALARM, scheduled_ms)
+        )
+
+    @_sqlite_boundary
+    def delete_all(self, *, delete_alarm: bool) -> int:
+        """Delete every KV entry and every user SQL object in the open batch.
+
+        User tables, indexes, views and triggers (any name not starting with
+        ``_cf_`` or ``sqlite_``) are dropped; the alarm is deleted only when
+        ``delete_alarm`` is true (production's ``delete_all_deletes_alarm``).
+
+        Returns:
+            How many KV entries were deleted.
+        """
+        if self._conn is None and not self._file_exists():
+            return 0
+        conn = self.write_connection()
+        count = conn.execute("DELETE FROM _cf_KV").rowcount
+        if delete_alarm:
+            conn.execute("DELETE FROM _cf_METADATA WHERE name = ?", (_ALARM,))
+        rows = conn.execute(
+            "SELECT type, name FROM sqlite_master "
+            "WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
+        ).fetchall()
+        # Triggers and views first, then indexes, then tables; IF EXISTS because dropping a
+        # table also drops its own indexes and triggers.
+        order = {"trigger": 0, "view": 1, "index": 2, "table": 3}
+        for kind, name in sorted(rows, key=lambda r: order.get(r[0], 4)):
+            if kind in order:
+                quoted = '"' + name.replace('"', '""') + '"'
+                conn.execute(f"DROP {kind.upper()} IF EXISTS {quoted}")
+        return count
