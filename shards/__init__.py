@@ -27,6 +27,7 @@ from ._errors import (
     InvalidMatch as InvalidMatch,
     InvalidState as InvalidState,
     MatchmakingError as MatchmakingError,
+    MatchQueueFull as MatchQueueFull,
     ObjectResetError as ObjectResetError,
     PlayerAlreadyQueued as PlayerAlreadyQueued,
     PlayerNotQueued as PlayerNotQueued,
@@ -43,6 +44,17 @@ from ._errors import (
     SubscriberError as SubscriberError,
     Unauthorized as Unauthorized,
     UnknownSubscriber as UnknownSubscriber,
+)
+from ._matchmaker import (
+    MatchAssignment as MatchAssignment,
+    MatchEntry as MatchEntry,
+    MatchFunction as MatchFunction,
+    Matchmaker as Matchmaker,
+    MatchmakerStatistics as MatchmakerStatistics,
+    MatchPollResult as MatchPollResult,
+    MatchState as MatchState,
+    MatchStatus as MatchStatus,
+    fixed_size as fixed_size,
 )
 from ._prediction import (
     MAX_SEQ as MAX_SEQ,
@@ -78,6 +90,16 @@ __all__ = [
     "PendingInput",
     "Reconciler",
     "ReconcilerStatistics",
+    # matchmaking
+    "MatchAssignment",
+    "MatchEntry",
+    "MatchFunction",
+    "Matchmaker",
+    "MatchmakerStatistics",
+    "MatchPollResult",
+    "MatchState",
+    "MatchStatus",
+    "fixed_size",
     # errors
     "AreaOfInterestError",
     "CodecError",
@@ -90,6 +112,7 @@ __all__ = [
     "InvalidMatch",
     "InvalidState",
     "MatchmakingError",
+    "MatchQueueFull",
     "ObjectResetError",
     "PlayerAlreadyQueued",
     "PlayerNotQueued",

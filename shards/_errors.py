@@ -33,6 +33,7 @@ caught.
     ├── MatchmakingError                 a matchmaker refused a call; its queue is unchanged
     │   ├── PlayerAlreadyQueued          enqueue of a player who is already waiting
     │   ├── PlayerNotQueued              cancel of a player who is not waiting
+    │   ├── MatchQueueFull               enqueue while max_queued players are waiting
     │   └── InvalidMatch                 a match function returned an unknown, altered or repeated entry
     └── DurableObjectError            raised by the Durable Objects emulator; carries
         │                             production's remote / retryable / overloaded /
@@ -58,6 +59,7 @@ __all__ = [
     "InvalidInput",
     "InvalidMatch",
     "InvalidState",
+    "MatchQueueFull",
     "MatchmakingError",
     "ObjectResetError",
     "PlayerAlreadyQueued",
@@ -174,6 +176,14 @@ class PlayerNotQueued(MatchmakingError):
     def __init__(self, message: str, *, player_id: str) -> None:
         super().__init__(message)
         self.player_id = player_id
+
+
+class MatchQueueFull(MatchmakingError):
+    """``enqueue`` was called while the queue holds its ``max_queued`` players; ``limit`` is that bound."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class InvalidMatch(MatchmakingError):
