@@ -9,6 +9,7 @@ from collections.abc import Sequence
 #: suite name -> module under bench/ exposing ``run() -> None``
 SUITES: dict[str, str] = {
     "core": "bench.core",
+    "runtime": "bench.runtime",
 }
 
 

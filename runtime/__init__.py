@@ -1,4 +1,8 @@
-"""runtime: Cloudflare Durable Objects emulated on trio. See README.md."""
+"""runtime: Cloudflare Durable Objects emulated on trio. See README.md.
+
+Names follow production's Python Workers API (camelCase where Cloudflare
+uses it); there are no snake_case aliases.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +17,49 @@ from shards._errors import (
     StorageLimitError as StorageLimitError,
 )
 
+from ._clock import now_ms as now_ms
+from ._config import RuntimeConfig as RuntimeConfig
+from ._http import Headers as Headers, Request as Request, Response as Response
+from ._ids import DurableObjectId as DurableObjectId
+from ._object import (
+    DurableObject as DurableObject,
+    DurableObjectAbort as DurableObjectAbort,
+    DurableObjectState as DurableObjectState,
+    WorkerEntrypoint as WorkerEntrypoint,
+)
+from ._runtime import (
+    Env as Env,
+    ObjectStatistics as ObjectStatistics,
+    Runtime as Runtime,
+    RuntimeStatistics as RuntimeStatistics,
+    open_runtime as open_runtime,
+)
+from ._stub import DurableObjectNamespace as DurableObjectNamespace, DurableObjectStub as DurableObjectStub
+
 __all__ = [
     "CodecError",
+    "DurableObject",
+    "DurableObjectAbort",
     "DurableObjectError",
+    "DurableObjectId",
+    "DurableObjectNamespace",
+    "DurableObjectState",
+    "DurableObjectStub",
+    "Env",
+    "Headers",
     "InvalidIdError",
     "ObjectResetError",
+    "ObjectStatistics",
     "RemoteError",
+    "Request",
+    "Response",
+    "Runtime",
+    "RuntimeConfig",
+    "RuntimeStatistics",
     "ShardsError",
     "StorageError",
     "StorageLimitError",
+    "WorkerEntrypoint",
+    "now_ms",
+    "open_runtime",
 ]

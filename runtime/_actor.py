@@ -1,0 +1,603 @@
+"""One Durable Object: its lifecycle, its gates, and the delivery of events.
+
+An :class:`Actor` exists for every object that has received an event. While
+the object is live it has an :class:`Activation`: the instance, its ``ctx``,
+its storage, and everything that dies with it (in-flight events, background
+tasks, held outputs). Hibernation, eviction and reset end the activation; the
+next event starts a new one, which re-runs the constructor.
+
+Invariants:
+
+* Events of one object never run in parallel (trio is single-threaded) and
+  interleave only at real suspensions. Storage calls never suspend, so while
+  a handler "awaits its own storage" no other event can start (input gate).
+* Calls through one stub start in the order they were issued (tickets).
+* ``blockConcurrencyWhile`` and ``storage.transaction`` close the input gate:
+  no new event starts until it reopens.
+* Output gate: every output (RPC result, fetch response, an outbound call)
+  waits until the writes made before it are committed. Writes are committed
+  by the runtime's flusher, one SQLite transaction per object per round, so
+  many events share one commit. If the commit fails, the waiting outputs
+  become errors and the object is reset.
+* A hibernated or inactive object owns no task, no timer, no connection.
+* ``reset`` (crash, abort, failed write, failed blockConcurrencyWhile)
+  cancels every task of the activation and turns its held outputs into
+  errors; a crash also discards uncommitted writes.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import trio
+
+from shards._errors import DurableObjectError, ObjectResetError
+
+from ._lifecycle import Lifecycle, ObjectState, Transition
+from ._object import DurableObjectAbort, DurableObjectState, Pending
+from .storage import DurableObjectStorage, ObjectDatabase
+
+if TYPE_CHECKING:
+    from ._ids import DurableObjectId
+    from ._runtime import Runtime
+    from ._scheduler import TimerHandle
+
+__all__ = ["Activation", "Actor", "current_activation"]
+
+log = logging.getLogger("shardsim.runtime")
+T = TypeVar("T")
+
+# Production's texts (reference/durable-objects.md 1.31, 1.53, 1.58).
+BCW_TIMEOUT_MESSAGE = (
+    "A call to blockConcurrencyWhile() in a Durable Object waited for too long. "
+    "The call was canceled and the Durable Object was reset."
+)
+OVERLOADED_MESSAGE = "Durable Object is overloaded. Too many requests queued."
+CONNECTION_LOST_MESSAGE = "Network connection lost."
+STORAGE_RESET_MESSAGE = (
+    "Internal error in Durable Object storage caused object to be reset; reference = {ref}"
+)
+
+_current: contextvars.ContextVar[Activation | None] = contextvars.ContextVar(
+    "shardsim_activation", default=None
+)
+# The blockConcurrencyWhile callback currently running in this task, if any:
+# its own outbound calls must not wait for the gate it holds.
+_in_bcw: contextvars.ContextVar[Activation | None] = contextvars.ContextVar("shardsim_bcw", default=None)
+
+
+def current_activation() -> Activation | None:
+    """The activation whose code is running in this task, if any."""
+    return _current.get()
+
+
+def reset_error(message: str, *, retryable: bool = False) -> ObjectResetError:
+    err = ObjectResetError(message)
+    err.durableObjectReset = True
+    err.retryable = retryable
+    return err
+
+
+class Activation:
+    """One life of an object's instance. Implements runtime.storage's ``StorageHost``."""
+
+    __slots__ = (
+        "actor",
+        "background",
+        "committed_seq",
+        "ctx",
+        "dead",
+        "error",
+        "gate_closers",
+        "gate_seq",
+        "in_flight",
+        "instance",
+        "output_lot",
+        "retry_alarm",
+        "scopes",
+        "storage",
+        "write_seq",
+    )
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self.instance: Any = None
+        self.ctx: DurableObjectState | None = None
+        self.storage: DurableObjectStorage | None = None
+        self.scopes: set[trio.CancelScope] = set()
+        self.in_flight = 0
+        self.background = 0
+        self.gate_closers = 0
+        self.write_seq = 0  # every write landed in the open batch
+        self.gate_seq = 0  # the last write outputs must wait for (not allowUnconfirmed ones)
+        self.committed_seq = 0
+        self.output_lot = trio.lowlevel.ParkingLot()
+        self.dead = False
+        self.error: BaseException = reset_error(CONNECTION_LOST_MESSAGE, retryable=True)
+        self.retry_alarm = True
+
+    # -- StorageHost -------------------------------------------------------
+
+    def wrote(self, *, confirmed: bool) -> None:
+        self.write_seq += 1
+        if confirmed:
+            self.gate_seq = self.write_seq
+        self.actor.runtime._flusher.mark_dirty(self.actor)
+
+    async def wait_durable(self) -> None:
+        await self.wait_committed(self.write_seq)
+
+    def close_input_gate(self) -> None:
+        self.gate_closers += 1
+
+    def open_input_gate(self) -> None:
+        self.gate_closers -= 1
+        if self.gate_closers == 0:
+            db = self.actor.db
+            if db is not None and db.dirty:
+                # A transaction() kept the flusher off this batch; commit it now.
+                self.actor.runtime._flusher.mark_dirty(self.actor)
+            self.actor.wake_gate()
+
+    def check_alive(self) -> None:
+        if self.dead:
+            raise self.error
+
+    def alarm_changed(self, scheduled_ms: int | None) -> None:
+        self.actor.runtime._alarm_changed(self.actor, scheduled_ms)
+
+    # -- the output gate ---------------------------------------------------
+
+    async def wait_committed(self, seq: int) -> None:
+        """Wait until writes up to ``seq`` are durable (the output gate)."""
+        while self.committed_seq < seq:
+            if self.dead:
+                raise self.error
+            await self.output_lot.park()
+        if self.dead and self.committed_seq < seq:
+            raise self.error
+
+    async def output_gate(self) -> None:
+        await self.wait_committed(self.gate_seq)
+
+    # -- concurrency controls (ctx) ------------------------------------------
+
+    @property
+    def pinned(self) -> bool:
+        """Something other than an in-flight event keeps the instance in memory."""
+        return self.background > 0
+
+    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        self.actor.runtime._nursery.start_soon(fn, *args)
+
+    def block_concurrency_while(self, callback: Callable[[], Awaitable[T]] | Awaitable[T]) -> Pending[T]:
+        self.check_alive()
+        pending: Pending[T] = Pending()
+        self.close_input_gate()
+        self._spawn(self._run_blocking, callback, pending)
+        return pending
+
+    async def _run_blocking(
+        self, callback: Callable[[], Awaitable[T]] | Awaitable[T], pending: Pending[T]
+    ) -> None:
+        token = _current.set(self)
+        bcw_token = _in_bcw.set(self)
+        timeout = self.actor.runtime.config.block_concurrency_timeout
+        try:
+            with trio.CancelScope() as scope:
+                self.scopes.add(scope)
+                try:
+                    with trio.move_on_after(timeout) as timer:
+                        awaitable = callback() if callable(callback) else callback
+                        value = await awaitable
+                    if timer.cancelled_caught:
+                        err = reset_error(BCW_TIMEOUT_MESSAGE)
+                        pending.set_error(err)
+                        self.actor.reset(err, lose_writes=True)
+                        return
+                except Exception as exc:
+                    rebuilt = remote_error(exc)
+                    rebuilt.durableObjectReset = True  # type: ignore[attr-defined]
+                    pending.set_error(rebuilt)
+                    self.actor.reset(rebuilt, lose_writes=True)
+                    return
+                finally:
+                    self.scopes.discard(scope)
+            if scope.cancelled_caught:
+                pending.set_error(self.error)
+                return
+            pending.set_value(value)
+        finally:
+            _in_bcw.reset(bcw_token)
+            _current.reset(token)
+            if not self.dead:
+                self.open_input_gate()
+
+    def start_background(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], limit: float | None
+    ) -> None:
+        self.check_alive()
+        self.background += 1
+        self._spawn(self._run_background, fn, args, limit)
+
+    def wait_until(self, awaitable: Awaitable[Any]) -> None:
+        async def settle() -> None:
+            await awaitable
+
+        self.start_background(settle, (), self.actor.runtime.config.wait_until_limit)
+
+    async def _run_background(
+        self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], limit: float | None
+    ) -> None:
+        token = _current.set(self)
+        try:
+            with trio.CancelScope() as scope:
+                self.scopes.add(scope)
+                if limit is not None:
+                    scope.deadline = trio.current_time() + limit
+                try:
+                    await fn(*args)
+                except Exception:
+                    # Production logs an unhandled rejection and carries on.
+                    log.exception("background task of %s failed", self.actor)
+                finally:
+                    self.scopes.discard(scope)
+        finally:
+            _current.reset(token)
+            self.background -= 1
+            if not self.dead and self.in_flight == 0 and self.background == 0:
+                self.actor.schedule_idle()
+
+    def abort(self, reason: str | None, *, retry_alarm: bool) -> None:
+        self.retry_alarm = retry_alarm
+        message = reason if reason is not None else "Durable Object was aborted."
+        self.actor.reset(reset_error(message), lose_writes=True)
+
+
+def remote_error(exc: BaseException) -> BaseException:
+    """Rebuild ``exc`` for a caller: same type name and message, production's flags.
+
+    Production keeps the error's name and message but not its stack or own
+    properties. Built-in exceptions (and ours) are rebuilt as the same type;
+    others become :class:`~shards.RemoteError` carrying the original name.
+    """
+    from shards._errors import RemoteError
+
+    if isinstance(exc, DurableObjectError) and getattr(exc, "remote", False):
+        return exc  # already converted by a nested call
+    message = str(exc)
+    cls = type(exc)
+    rebuilt: BaseException
+    if cls.__module__ in ("builtins", "shards._errors"):
+        try:
+            rebuilt = cls(message)
+        except Exception:
+            rebuilt = RemoteError(cls.__name__, message)
+    else:
+        rebuilt = RemoteError(cls.__name__, message)
+    for flag in ("retryable", "overloaded", "durableObjectReset"):
+        setattr(rebuilt, flag, bool(getattr(exc, flag, False)))
+    rebuilt.remote = True  # type: ignore[attr-defined]
+    return rebuilt
+
+
+class StubOrder:
+    """Per-stub FIFO: calls through one stub start in the order they were issued."""
+
+    __slots__ = ("_lot", "_next", "_serving")
+
+    def __init__(self) -> None:
+        self._next = 0
+        self._serving = 0
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def take(self) -> int:
+        ticket = self._next
+        self._next += 1
+        return ticket
+
+    async def wait_turn(self, ticket: int) -> None:
+        while self._serving != ticket:
+            await self._lot.park()
+
+    def advance(self) -> None:
+        self._serving += 1
+        self._lot.unpark_all()
+
+
+class _Box:
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
+class Actor:
+    """Everything the runtime keeps about one object, live or asleep."""
+
+    __slots__ = (
+        "__weakref__",
+        "_gate_lot",
+        "act",
+        "activations",
+        "binding",
+        "db",
+        "events",
+        "id",
+        "idle_timer",
+        "last_active",
+        "lifecycle",
+        "queued",
+        "runtime",
+    )
+
+    def __init__(self, runtime: Runtime, binding: str, object_id: DurableObjectId) -> None:
+        self.runtime = runtime
+        self.binding = binding
+        self.id = object_id
+        self.lifecycle = Lifecycle()
+        self.act: Activation | None = None
+        self.db: ObjectDatabase | None = None
+        self.idle_timer: TimerHandle | None = None
+        self._gate_lot: trio.lowlevel.ParkingLot | None = None
+        self.events = 0
+        self.activations = 0
+        self.queued = 0
+        self.last_active = 0.0
+
+    def __repr__(self) -> str:
+        return f"<{self.binding} {self.id.toString()[:12]}… {self.lifecycle.state.value}>"
+
+    @property
+    def state(self) -> ObjectState:
+        return self.lifecycle.state
+
+    # -- input gate ----------------------------------------------------------
+
+    def gate_closed(self) -> bool:
+        act = self.act
+        return act is not None and act.gate_closers > 0
+
+    def wake_gate(self) -> None:
+        if self._gate_lot is not None:
+            self._gate_lot.unpark_all()
+
+    async def wait_gate(self) -> None:
+        while self.gate_closed():
+            if self._gate_lot is None:
+                self._gate_lot = trio.lowlevel.ParkingLot()
+            await self._gate_lot.park()
+
+    # -- activation ------------------------------------------------------------
+
+    def database(self) -> ObjectDatabase:
+        if self.db is None:
+            self.db = self.runtime._open_database(self)
+        return self.db
+
+    def activate(self, visible_id: DurableObjectId) -> Activation:
+        """Construct the instance (runs the user's constructor)."""
+        rt = self.runtime
+        act = Activation(self)
+        act.storage = rt._make_storage(self, act)
+        act.ctx = DurableObjectState(act, visible_id, act.storage)
+        cls = rt._classes[self.binding]
+        self.act = act
+        self.activations += 1
+        self.lifecycle.apply(Transition.EVENT)
+        token = _current.set(act)
+        try:
+            act.instance = cls(act.ctx, rt.env)
+        except BaseException:
+            # A constructor that raised leaves the object inactive; the next
+            # event tries again.
+            self.reset(reset_error("constructor failed"), lose_writes=True)
+            raise
+        finally:
+            _current.reset(token)
+        log.debug("activated %r", self)
+        return act
+
+    async def deliver(
+        self,
+        invoke: Callable[[Activation], Awaitable[T]],
+        *,
+        visible_id: DurableObjectId,
+        order: StubOrder | None = None,
+    ) -> T:
+        """Deliver one event and return its result, once the output gate allows.
+
+        The handler runs in a task of the runtime, not the caller's, so a
+        caller that gives up (or an object that crashes while calling us)
+        does not cancel it.
+        """
+        caller = _current.get()
+        if caller is not None and not caller.dead:
+            # Output gate on outbound calls: a call that follows a write waits for it.
+            await caller.output_gate()
+        ticket = order.take() if order is not None else None
+        box = _Box()
+        self.runtime._nursery.start_soon(self._event_task, invoke, visible_id, order, ticket, box)
+        await box.done.wait()
+        if caller is not None and caller.gate_closers > 0 and _in_bcw.get() is not caller:
+            # The response is an event for the caller: it waits while the
+            # caller's input gate is held by someone else (blockConcurrencyWhile).
+            await caller.actor.wait_gate()
+        if box.error is not None:
+            raise box.error
+        return box.value  # type: ignore[no-any-return]
+
+    async def _event_task(
+        self,
+        invoke: Callable[[Activation], Awaitable[Any]],
+        visible_id: DurableObjectId,
+        order: StubOrder | None,
+        ticket: int | None,
+        box: _Box,
+    ) -> None:
+        try:
+            box.value = await self._run_event(invoke, visible_id, order, ticket)
+        except Exception as exc:
+            box.error = exc
+        finally:
+            box.done.set()
+
+    async def _run_event(
+        self,
+        invoke: Callable[[Activation], Awaitable[T]],
+        visible_id: DurableObjectId,
+        order: StubOrder | None,
+        ticket: int | None,
+    ) -> T:
+        try:
+            if order is not None and ticket is not None:
+                await order.wait_turn(ticket)
+            if self.queued >= self.runtime.config.max_queued_events:
+                err = DurableObjectError(OVERLOADED_MESSAGE)
+                err.overloaded = True
+                raise err
+            self.queued += 1
+            try:
+                while True:
+                    await self.wait_gate()
+                    act = self.act
+                    if act is None:
+                        try:
+                            act = self.activate(visible_id)
+                        except Exception as exc:
+                            raise remote_error(exc) from None
+                    if not self.gate_closed():
+                        break  # a constructor's blockConcurrencyWhile must finish first
+            finally:
+                self.queued -= 1
+            self._begin_event(act)
+        finally:
+            if order is not None:
+                order.advance()
+        token = _current.set(act)
+        failure: BaseException | None = None
+        result: Any = None
+        try:
+            with trio.CancelScope() as scope:
+                act.scopes.add(scope)
+                try:
+                    result = await invoke(act)
+                except DurableObjectAbort:
+                    pass  # the activation is already reset; report its error below
+                except Exception as exc:
+                    failure = exc
+                finally:
+                    act.scopes.discard(scope)
+        finally:
+            _current.reset(token)
+            self._end_event(act)
+        if act.dead:
+            raise act.error
+        # Errors are outputs too: both wait for earlier writes.
+        await act.output_gate()
+        if failure is not None:
+            raise remote_error(failure) from None
+        return result  # type: ignore[no-any-return]
+
+    def _begin_event(self, act: Activation) -> None:
+        act.in_flight += 1
+        self.events += 1
+        self.runtime._events += 1
+        if self.lifecycle.state is not ObjectState.ACTIVE:
+            self.lifecycle.apply(Transition.EVENT)
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+
+    def _end_event(self, act: Activation) -> None:
+        act.in_flight -= 1
+        self.last_active = trio.current_time()
+        if act is self.act and act.in_flight == 0:
+            self.lifecycle.apply(Transition.IDLE)
+            self.schedule_idle()
+
+    # -- idle, hibernation, eviction ------------------------------------------
+
+    def schedule_idle(self) -> None:
+        """(Re)arm the idle timer: hibernate if nothing pins us, else evict later."""
+        act = self.act
+        if act is None or act.in_flight:
+            return
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        cfg = self.runtime.config
+        if act.pinned:
+            lo, hi = cfg.evict_after
+            delay = self.runtime.rng.uniform(lo, hi)
+        else:
+            delay = cfg.hibernate_after
+        deadline = max(trio.current_time(), self.last_active + delay)
+        self.idle_timer = self.runtime.scheduler.call_at(deadline, self._idle_timeout, act)
+
+    def _idle_timeout(self, act: Activation) -> None:
+        self.idle_timer = None
+        if act is not self.act or act.in_flight:
+            return
+        if act.pinned:
+            self.evict()
+        elif self.runtime._may_hibernate(self):
+            self.hibernate()
+        else:
+            self.schedule_idle()
+
+    def _end_activation(
+        self, error: BaseException, transition: Transition, *, lose_writes: bool
+    ) -> None:
+        act = self.act
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        if act is None:
+            self.lifecycle.apply(transition)
+            return
+        act.dead = True
+        act.error = error
+        db = self.db
+        if db is not None:
+            if lose_writes or not db.can_commit:
+                db.rollback()
+            else:
+                try:
+                    self.runtime._commit(self, act)
+                except DurableObjectError:
+                    db.rollback()
+        for scope in list(act.scopes):
+            scope.cancel()
+        act.output_lot.unpark_all()
+        self.act = None
+        self.lifecycle.apply(transition)
+        if db is not None:
+            db.close()
+            self.db = None
+        self.runtime._flusher.forget(self)
+        self.wake_gate()
+        self.runtime._activation_ended(self, transition)
+
+    def hibernate(self) -> None:
+        """Drop the instance; storage and hibernatable sockets survive."""
+        log.debug("hibernating %r", self)
+        self._end_activation(
+            reset_error(CONNECTION_LOST_MESSAGE, retryable=True), Transition.HIBERNATE, lose_writes=False
+        )
+
+    def evict(self) -> None:
+        """Remove the object from memory (graceful: committed and pending writes are kept)."""
+        log.debug("evicting %r", self)
+        self._end_activation(
+            reset_error(CONNECTION_LOST_MESSAGE, retryable=True), Transition.EVICT, lose_writes=False
+        )
+
+    def reset(self, error: BaseException, *, lose_writes: bool) -> None:
+        """Reset: cancel everything of the activation; held outputs fail with ``error``."""
+        log.info("resetting %r: %s", self, error)
+        self._end_activation(error, Transition.RESET, lose_writes=lose_writes)

@@ -1,0 +1,403 @@
+"""open_runtime(): bindings, env, lifetime, statistics and the test helpers.
+
+Invariants:
+
+* Every task the runtime starts lives in its nursery; closing the runtime
+  commits pending writes (a graceful shutdown, not a crash), cancels the
+  rest and closes every database.
+* One scheduler task and one flusher task serve all objects.
+* ``state_dir=None`` keeps state in a temporary directory removed on close,
+  so nothing outlives the runtime but 100,000 objects still fit.
+* All randomness comes from one seeded generator. With a ``state_dir`` the
+  number of previous opens is stored there and mixed into the seed, so a
+  reopened runtime never replays the same ``newUniqueId`` sequence.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import os
+import random
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+
+from shards._errors import DurableObjectError, StorageError
+
+from ._actor import Activation, Actor, reset_error
+from ._clock import RuntimeClock
+from ._config import RuntimeConfig
+from ._ids import DurableObjectId, IdFactory
+from ._lifecycle import ObjectState, Transition
+from ._object import DurableObject
+from ._scheduler import Scheduler
+from ._stub import DurableObjectNamespace, DurableObjectStub
+from .storage import ConnectionPool, DurableObjectStorage, ObjectDatabase, StorageLimits
+
+__all__ = ["Env", "ObjectStatistics", "Runtime", "RuntimeStatistics", "open_runtime"]
+
+log = logging.getLogger("shardsim.runtime")
+T = TypeVar("T")
+
+CRASH_MESSAGE = "Network connection lost."
+
+
+class Env:
+    """``env``: one attribute per binding and per var."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"<Env {', '.join(sorted(self.__dict__))}>"
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not bindings or vars.
+        raise AttributeError(f"env has no binding or var named {name!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ObjectStatistics:
+    """One object, as the runtime sees it."""
+
+    binding: str
+    id: str
+    state: str
+    events_delivered: int
+    activations: int
+    in_flight: int
+    background_tasks: int
+    storage_reads: int
+    storage_writes: int
+    storage_bytes_written: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuntimeStatistics:
+    """The whole runtime."""
+
+    objects: int
+    live: int
+    hibernated: int
+    inactive: int
+    events_delivered: int
+    commits: int
+    committed_writes: int
+    timers: int
+    open_databases: int
+
+
+class _Flusher:
+    """Commits dirty objects' write batches: one transaction per object per round.
+
+    A round starts one scheduling step after the first write, so every event
+    runnable at that moment adds its writes first (group commit).
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._dirty: dict[Actor, None] = {}
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def mark_dirty(self, actor: Actor) -> None:
+        if actor not in self._dirty:
+            self._dirty[actor] = None
+            if len(self._dirty) == 1:
+                self._lot.unpark_all()
+
+    def forget(self, actor: Actor) -> None:
+        self._dirty.pop(actor, None)
+
+    def flush_all(self) -> None:
+        batch, self._dirty = self._dirty, {}
+        for actor in batch:
+            act = actor.act
+            if act is None or act.dead:
+                continue
+            try:
+                self._runtime._commit(actor, act)
+            except DurableObjectError as exc:
+                actor.reset(exc, lose_writes=True)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            if not self._dirty:
+                await self._lot.park()
+                continue
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            self.flush_all()
+
+
+class Runtime:
+    """A running emulator. Made by :func:`open_runtime`; never construct it directly."""
+
+    def __init__(
+        self,
+        *,
+        objects: Mapping[str, type[DurableObject]],
+        vars: Mapping[str, str],
+        root: Path,
+        config: RuntimeConfig,
+        rng: random.Random,
+    ) -> None:
+        self.config = config
+        self.rng = rng
+        self._root = root
+        self._classes = dict(objects)
+        self._actors: dict[tuple[str, str], Actor] = {}
+        self._nursery: trio.Nursery = None  # type: ignore[assignment]  # set by open_runtime
+        self.scheduler = Scheduler()
+        self._flusher = _Flusher(self)
+        self._pool = ConnectionPool(config.max_open_databases)
+        self.clock: RuntimeClock = None  # type: ignore[assignment]  # set by open_runtime
+        self._events = 0
+        self._commits = 0
+        self._committed_writes = 0
+        self._limits = {
+            b: (StorageLimits.legacy_kv() if b in config.legacy_kv_bindings else StorageLimits.sqlite())
+            for b in objects
+        }
+        bindings: dict[str, Any] = dict(vars)
+        self._namespaces: dict[str, DurableObjectNamespace] = {}
+        for binding, cls in objects.items():
+            if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
+                raise TypeError(f"binding {binding!r}: {cls!r} is not a DurableObject subclass")
+            (root / "do" / binding).mkdir(parents=True, exist_ok=True)
+            ns = DurableObjectNamespace(self, binding, IdFactory(cls.__name__, rng))
+            self._namespaces[binding] = ns
+            bindings[binding] = ns
+        self.env = Env(bindings)
+
+    # -- internals used by actors ----------------------------------------------
+
+    def _actor_for(self, binding: str, object_id: DurableObjectId) -> Actor:
+        key = (binding, object_id.toString())
+        actor = self._actors.get(key)
+        if actor is None:
+            actor = self._actors[key] = Actor(self, binding, object_id)
+        return actor
+
+    def _db_path(self, binding: str, hex_id: str) -> Path:
+        return self._root / "do" / binding / f"{hex_id}.sqlite"
+
+    def _open_database(self, actor: Actor) -> ObjectDatabase:
+        return ObjectDatabase(self._db_path(actor.binding, actor.id.toString()), self._pool)
+
+    def _make_storage(self, actor: Actor, act: Activation) -> DurableObjectStorage:
+        return DurableObjectStorage(
+            actor.database(),
+            act,
+            self._limits[actor.binding],
+            compat_delete_all_deletes_alarm=self.config.delete_all_deletes_alarm,
+        )
+
+    def _commit(self, actor: Actor, act: Activation) -> None:
+        """Commit ``actor``'s open batch and release the outputs waiting on it."""
+        db = actor.db
+        if db is None or not db.dirty:
+            act.committed_seq = act.write_seq
+            act.output_lot.unpark_all()
+            return
+        if not db.can_commit:
+            return  # inside storage.transaction(); committed when its gate opens
+        seq = act.write_seq
+        try:
+            db.commit()
+        except StorageError as exc:
+            err = reset_error(STORAGE_RESET.format(ref=actor.id.toString()[:16]) + f" ({exc})")
+            raise err from exc
+        self._commits += 1
+        self._committed_writes += seq - act.committed_seq
+        act.committed_seq = seq
+        act.output_lot.unpark_all()
+
+    def _may_hibernate(self, actor: Actor) -> bool:
+        return True
+
+    def _activation_ended(self, actor: Actor, transition: Transition) -> None:
+        pass
+
+    def _alarm_changed(self, actor: Actor, scheduled_ms: int | None) -> None:
+        pass
+
+    def _actor_of(self, stub: DurableObjectStub) -> Actor:
+        if not isinstance(stub, DurableObjectStub) or stub._runtime is not self:
+            raise TypeError(f"expected a stub of this runtime, got {stub!r}")
+        return self._actor_for(stub._binding, stub.id)
+
+    # -- public API -----------------------------------------------------------------
+
+    def statistics(self) -> RuntimeStatistics:
+        counts = dict.fromkeys(ObjectState, 0)
+        for actor in self._actors.values():
+            counts[actor.state] += 1
+        return RuntimeStatistics(
+            objects=len(self._actors),
+            live=counts[ObjectState.ACTIVE] + counts[ObjectState.IDLE],
+            hibernated=counts[ObjectState.HIBERNATED],
+            inactive=counts[ObjectState.INACTIVE],
+            events_delivered=self._events,
+            commits=self._commits,
+            committed_writes=self._committed_writes,
+            timers=len(self.scheduler),
+            open_databases=self._pool.statistics().open,
+        )
+
+    def object_statistics(self, stub: DurableObjectStub) -> ObjectStatistics:
+        actor = self._actor_of(stub)
+        act = actor.act
+        storage = act.storage.statistics() if act is not None and act.storage is not None else None
+        return ObjectStatistics(
+            binding=actor.binding,
+            id=actor.id.toString(),
+            state=actor.state.value,
+            events_delivered=actor.events,
+            activations=actor.activations,
+            in_flight=act.in_flight if act else 0,
+            background_tasks=act.background if act else 0,
+            storage_reads=storage.reads if storage else 0,
+            storage_writes=storage.writes if storage else 0,
+            storage_bytes_written=storage.bytes_written if storage else 0,
+        )
+
+    def state_of(self, stub: DurableObjectStub) -> str:
+        """The object's lifecycle state: inactive, active, idle or hibernated."""
+        return self._actor_of(stub).state.value
+
+    async def run_in_object(self, stub: DurableObjectStub, fn: Callable[[Any, Any], T | Awaitable[T]]) -> T:
+        """Call ``fn(instance, ctx)`` inside the object's turn and return its result (by reference)."""
+        actor = self._actor_of(stub)
+
+        async def invoke(act: Activation) -> Any:
+            result = fn(act.instance, act.ctx)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+        return await actor.deliver(invoke, visible_id=stub.id.for_object())
+
+    def list_ids(self, binding: str) -> list[DurableObjectId]:
+        """Ids of the objects of ``binding`` that have run or have storage, sorted by hex."""
+        ns = self._namespaces.get(binding)
+        if ns is None:
+            raise KeyError(f"no Durable Object binding named {binding!r}")
+        hexes = {hex_id for (b, hex_id) in self._actors if b == binding}
+        folder = self._root / "do" / binding
+        if folder.is_dir():
+            hexes.update(p.stem for p in folder.glob("*.sqlite"))
+        return [ns.idFromString(h) for h in sorted(hexes)]
+
+    async def hibernate(self, stub: DurableObjectStub) -> None:
+        """Hibernate the object now, as after 10 idle seconds (in-flight events are cut)."""
+        self._actor_of(stub).hibernate()
+        await trio.lowlevel.checkpoint()
+
+    async def evict(self, stub: DurableObjectStub) -> None:
+        """Evict the object now (graceful: pending writes are committed)."""
+        self._actor_of(stub).evict()
+        await trio.lowlevel.checkpoint()
+
+    async def crash(self, stub: DurableObjectStub) -> None:
+        """Power cut: uncommitted writes and the outputs held for them are lost."""
+        self._actor_of(stub).reset(reset_error(CRASH_MESSAGE, retryable=True), lose_writes=True)
+        await trio.lowlevel.checkpoint()
+
+    async def flush(self) -> None:
+        """Commit every pending write batch now (as the flusher would at its next round)."""
+        self._flusher.flush_all()
+        await trio.lowlevel.checkpoint()
+
+    async def _close(self) -> None:
+        self._flusher.flush_all()
+        for actor in list(self._actors.values()):
+            if actor.act is not None:
+                actor.evict()
+        self._pool.close_all()
+
+
+STORAGE_RESET = "Internal error in Durable Object storage caused object to be reset; reference = {ref}"
+
+
+def _runtime_rng(seed: int | None, root: Path, persistent: bool) -> random.Random:
+    base = seed if seed is not None else int.from_bytes(os.urandom(8), "big")
+    opens = 0
+    if persistent:
+        meta = root / "runtime.json"
+        try:
+            opens = int(json.loads(meta.read_text())["opens"])
+        except (FileNotFoundError, KeyError, ValueError, TypeError):
+            opens = 0
+        opens += 1
+        meta.write_text(json.dumps({"opens": opens}))
+    return random.Random(f"{base}/{opens}")
+
+
+@asynccontextmanager
+async def open_runtime(
+    objects: Mapping[str, type[DurableObject]] = {},
+    d1: Mapping[str, str] = {},
+    vars: Mapping[str, str] = {},
+    state_dir: str | os.PathLike[str] | None = None,
+    config: RuntimeConfig | None = None,
+    seed: int | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open an emulated Durable Objects runtime; yields a :class:`Runtime`.
+
+    Args:
+        objects: binding name -> DurableObject subclass.
+        d1: binding name -> D1 database name (not emulated yet).
+        vars: plain values put on ``env``.
+        state_dir: where state lives (``do/<binding>/<id>.sqlite``); None =
+            a temporary directory removed on close.
+        config: timings, limits, compatibility settings, clock epoch.
+        seed: seeds every random choice (ids, jitter, eviction windows).
+    """
+    if d1:
+        raise NotImplementedError("D1 bindings are not emulated yet")
+    config = config or RuntimeConfig()
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    if state_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="shardsim-")
+        root = Path(tmp.name)
+    else:
+        root = Path(state_dir)
+        root.mkdir(parents=True, exist_ok=True)
+    try:
+        rt = Runtime(
+            objects=objects, vars=vars, root=root, config=config, rng=_runtime_rng(seed, root, tmp is None)
+        )
+        rt.clock = RuntimeClock(config.epoch_ms)
+        token = rt.clock.install()
+        # The body's own exception is re-raised outside the nursery, so users
+        # see their error, not an ExceptionGroup wrapping it.
+        body_error: BaseException | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                rt._nursery = nursery
+                await nursery.start(rt.scheduler.run)
+                await nursery.start(rt._flusher.run)
+                try:
+                    yield rt
+                except BaseException as exc:
+                    body_error = exc
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await rt._close()
+                    nursery.cancel_scope.cancel()
+            if body_error is not None:
+                raise body_error
+        finally:
+            from ._clock import _current_clock
+
+            _current_clock.reset(token)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
