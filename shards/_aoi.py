@@ -29,7 +29,7 @@ import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, final
 
 from ._errors import AreaOfInterestError
 
@@ -72,6 +72,7 @@ def _non_negative(value: float, name: str) -> float:
     return f
 
 
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Box:
     """An axis-aligned box, boundaries included.
@@ -134,6 +135,7 @@ def _in_box(p: Point, lo: Point, hi: Point) -> bool:
     return all(a <= x <= b for x, a, b in zip(p, lo, hi, strict=True))
 
 
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sphere:
     """A sphere (3D) or circle (2D), boundary included.
@@ -226,6 +228,7 @@ def filter_box(positions: Mapping[K, Sequence[float]], box: Box) -> list[K]:
     )
 
 
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GridStatistics:
     """Counters of a :class:`GridIndex`.
@@ -242,6 +245,7 @@ class GridStatistics:
 Cell = tuple[int, ...]
 
 
+@final
 class GridIndex(Generic[K]):
     """A uniform grid of cubic (square in 2D) cells mapping entity ids to positions.
 

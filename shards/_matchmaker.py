@@ -215,9 +215,12 @@ def _check_now(now: float) -> float:
     return float(now)
 
 
-def _check_limit(value: int | None, name: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise MatchmakingError(f"{name} must be an int >= 1 or None, got {value!r}")
+def _check_limit(value: int | None, name: str, *, optional: bool) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        or_none = " or None" if optional else ""
+        raise MatchmakingError(f"{name} must be an int >= 1{or_none}, got {value!r}")
 
 
 @final
@@ -258,8 +261,8 @@ class Matchmaker:
                 raise MatchmakingError(f"max_wait must be a number or None, got {max_wait!r}")
             if not math.isfinite(max_wait) or max_wait < 0:
                 raise MatchmakingError(f"max_wait must be a finite number >= 0 or None, got {max_wait!r}")
-        _check_limit(max_queued, "max_queued")
-        _check_limit(max_history, "max_history")
+        _check_limit(max_queued, "max_queued", optional=True)
+        _check_limit(max_history, "max_history", optional=False)
         self._match = match if match is not None else fixed_size(2)
         self._max_wait = max_wait
         self._shard_for = shard_for

@@ -69,6 +69,12 @@ def test_negative_radius_is_refused() -> None:
         Sphere(center=(0.0, 0.0), radius=-1.0)
 
 
+def test_string_radius_is_refused() -> None:
+    """A radius is a number."""
+    with pytest.raises(AreaOfInterestError, match=r"^radius must be a number, got str$"):
+        Sphere(center=(0.0, 0.0), radius="1")  # type: ignore[arg-type]
+
+
 def test_nan_radius_is_refused() -> None:
     """NaN is not a radius."""
     with pytest.raises(AreaOfInterestError, match=r"^radius must be a finite number >= 0, got nan$"):
@@ -165,6 +171,18 @@ def test_grid_refuses_bad_cell_size(size: float) -> None:
     """cell_size must be finite and > 0."""
     with pytest.raises(ValueError, match=rf"^cell_size must be a finite number > 0, got {float(size)!r}$"):
         GridIndex(size)
+
+
+def test_grid_refuses_a_non_numeric_cell_size() -> None:
+    """cell_size is a number."""
+    with pytest.raises(AreaOfInterestError, match=r"^cell_size must be a number, got str$"):
+        GridIndex("1")  # type: ignore[arg-type]
+
+
+def test_grid_reports_its_cell_size_and_dimensions() -> None:
+    """The constructor arguments read back, normalised."""
+    grid: GridIndex[str] = GridIndex(2, dimensions=3)
+    assert (grid.cell_size, grid.dimensions) == (2.0, 3)
 
 
 def test_grid_refuses_unsupported_dimensions() -> None:
@@ -337,6 +355,14 @@ def test_huge_radius_walks_occupied_cells_and_finds_everything() -> None:
     for i in range(5):
         grid.insert(i, (i * 1e6, -i * 1e6))
     assert grid.query_radius((0.0, 0.0), 1e300) == [0, 1, 2, 3, 4]
+
+
+def test_radius_beyond_float_range_of_cells_finds_everything() -> None:
+    """When the query's cell range overflows floats, every entity is a candidate."""
+    grid: GridIndex[int] = GridIndex(0.5)
+    grid.insert(1, (1e300, 0.0))
+    grid.insert(2, (-1e300, 5.0))
+    assert grid.query_radius((0.0, 0.0), 1.7e308) == [1, 2]
 
 
 @given(_world(), st.data())

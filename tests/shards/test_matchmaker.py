@@ -373,6 +373,39 @@ def test_without_max_wait_nothing_expires() -> None:
     assert mm.poll(1e9).expired == ()
 
 
+def test_entry_reports_how_long_it_waited() -> None:
+    """waited(now) is now - enqueued_at."""
+    assert Matchmaker().enqueue("a", now=2.0).waited(5.5) == 3.5
+
+
+def test_max_wait_must_be_a_number() -> None:
+    """A string max_wait is refused at construction."""
+    with pytest.raises(MatchmakingError, match=r"^max_wait must be a number or None, got '5'$"):
+        Matchmaker(max_wait="5")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("max_queued", 0, r"^max_queued must be an int >= 1 or None, got 0$"),
+        ("max_history", 0, r"^max_history must be an int >= 1, got 0$"),
+        ("max_history", None, r"^max_history must be an int >= 1, got None$"),
+    ],
+)
+def test_bounds_must_be_positive(name: str, value: Any, message: str) -> None:
+    """max_queued is >= 1 or None (unbounded); max_history is always bounded."""
+    kwargs: dict[str, Any] = {name: value}
+    with pytest.raises(MatchmakingError, match=message):
+        Matchmaker(**kwargs)
+
+
+def test_max_queued_none_is_unbounded() -> None:
+    """max_queued=None accepts any number of players."""
+    mm = Matchmaker(max_queued=None)
+    _fill(mm, *(f"p{i}" for i in range(50)))
+    assert len(mm) == 50
+
+
 def test_max_wait_must_be_non_negative() -> None:
     """A negative max_wait is refused at construction."""
     with pytest.raises(MatchmakingError, match=r"^max_wait must be a finite number >= 0 or None, got -1$"):
