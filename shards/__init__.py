@@ -45,6 +45,15 @@ from ._errors import (
     Unauthorized as Unauthorized,
     UnknownSubscriber as UnknownSubscriber,
 )
+from ._frames import (
+    FORMATS as FORMATS,
+    FRAME_HEADER_SIZE as FRAME_HEADER_SIZE,
+    SnapshotFormat as SnapshotFormat,
+    apply_delta as apply_delta,
+    decode_frame as decode_frame,
+    encode_frame as encode_frame,
+    make_delta as make_delta,
+)
 from ._matchmaker import (
     MatchAssignment as MatchAssignment,
     MatchEntry as MatchEntry,
@@ -56,6 +65,15 @@ from ._matchmaker import (
     MatchStatus as MatchStatus,
     fixed_size as fixed_size,
 )
+from ._persistence import (
+    SHARD_STATE_VERSION as SHARD_STATE_VERSION,
+    QueuedInput as QueuedInput,
+    ShardRecord as ShardRecord,
+    SubscriberRecord as SubscriberRecord,
+    decode_shard_state as decode_shard_state,
+    encode_shard_state as encode_shard_state,
+    restore_or_init as restore_or_init,
+)
 from ._prediction import (
     MAX_SEQ as MAX_SEQ,
     AckTracker as AckTracker,
@@ -63,6 +81,13 @@ from ._prediction import (
     PendingInput as PendingInput,
     Reconciler as Reconciler,
     ReconcilerStatistics as ReconcilerStatistics,
+)
+from ._replay import ReplayEntry as ReplayEntry, ReplayLog as ReplayLog, replay as replay
+from ._shard import (
+    Shard as Shard,
+    ShardConfig as ShardConfig,
+    ShardStatistics as ShardStatistics,
+    TickResult as TickResult,
 )
 from ._simulation import ShardAuth as ShardAuth, SimState as SimState
 
@@ -75,6 +100,28 @@ __all__ = [
     # simulation contract
     "ShardAuth",
     "SimState",
+    # shard, frames, persistence, replay
+    "Shard",
+    "ShardConfig",
+    "ShardStatistics",
+    "TickResult",
+    "FORMATS",
+    "FRAME_HEADER_SIZE",
+    "SnapshotFormat",
+    "apply_delta",
+    "decode_frame",
+    "encode_frame",
+    "make_delta",
+    "SHARD_STATE_VERSION",
+    "QueuedInput",
+    "ShardRecord",
+    "SubscriberRecord",
+    "decode_shard_state",
+    "encode_shard_state",
+    "restore_or_init",
+    "ReplayEntry",
+    "ReplayLog",
+    "replay",
     # area of interest
     "Box",
     "GridIndex",

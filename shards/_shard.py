@@ -1,0 +1,892 @@
+"""The shard: inputs, subscribers and ticks around one :class:`~shards.SimState`.
+
+A :class:`Shard` performs no I/O and reads no clock. The host (the runtime's
+shard object, a test, a benchmark) feeds it subscribers and inputs, calls
+:meth:`Shard.run_tick` with the current time, and carries out what the
+returned :class:`TickResult` says: send each frame, store the persistence
+record, shut down when finished or idle.
+
+Invariants:
+
+* A refused call (any :class:`~shards.ShardsError` raised before a tick runs)
+  changes nothing: not the queue, not the subscribers, not the statistics.
+* Inputs are applied in the order they were accepted (FIFO), each exactly
+  once, all before the tick's ``tick(dt)``. An accepted input is applied even
+  if its subscriber leaves before the tick: acceptance is a promise.
+* Inputs are stored codec-encoded at push time; the simulation gets a fresh
+  decoded copy, so nothing the caller or the simulation does to an input
+  object afterwards changes the queue, the replay log or a persisted record.
+* If a simulation hook raises, the shard is *failed*: that call and every
+  later one (except :meth:`Shard.statistics` and the read-only properties)
+  raise :class:`~shards.ShardFailed` chained ``from`` the hook's exception.
+* After :meth:`Shard.stop`, or once the simulation reports it is finished,
+  pushes, subscriptions and ticks raise :class:`~shards.ShardStopped`;
+  removing subscribers and :meth:`Shard.persist_now` still work.
+* Tick numbers start at 1 and go up by one per :meth:`Shard.run_tick`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, NoReturn
+
+import msgpack
+
+from ._codec import decode, encode
+from ._errors import (
+    CodecError,
+    DuplicateSubscriber,
+    InputQueueFull,
+    InputTooLarge,
+    InvalidInput,
+    ShardFailed,
+    ShardFull,
+    ShardStopped,
+    SnapshotError,
+    SubscriberError,
+    Unauthorized,
+    UnknownSubscriber,
+)
+from ._frames import FORMATS, SnapshotFormat, encode_snapshot, frame_header, is_format, make_delta
+from ._persistence import QueuedInput, ShardRecord, SubscriberRecord, encode_shard_state
+from ._replay import ReplayLog
+from ._simulation import ShardAuth, SimState
+
+__all__ = ["ShardConfig", "ShardStatistics", "Shard", "TickResult"]
+
+_CLIENT_SEQ_MAX: Final = 2**63 - 1
+
+
+def _check_int(name: str, value: object, minimum: int) -> None:
+    if type(value) is not int or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardConfig:
+    """How a shard runs. Validated on construction.
+
+    Attributes:
+        tick_rate_hz: Ticks per second the host should run. ``0`` means
+            event-driven: the host calls :meth:`Shard.run_tick` when inputs
+            arrive (and when it wants to), not on a timer.
+        max_subscribers: Most subscribers attached at once (:class:`~shards.ShardFull` above).
+        max_input_queue: Most inputs waiting for the next tick (:class:`~shards.InputQueueFull` above).
+        max_input_bytes: Largest input, measured encoded with the shared codec
+            (:class:`~shards.InputTooLarge` above).
+        idle_ticks_before_shutdown: After this many consecutive ticks with no
+            subscriber and no input, :attr:`TickResult.idle_shutdown` is set.
+            ``0`` disables idle shutdown.
+        persist_every_ticks: A persistence record is returned every this many
+            ticks (as well as on finish, idle shutdown and going quiet).
+            ``0`` disables the periodic record.
+        snapshot_format: Format of subscribers that do not choose one.
+        replay_log_ticks: Keep a :class:`~shards.ReplayLog` of this many
+            ticks. ``0`` keeps none.
+    """
+
+    tick_rate_hz: float = 20.0
+    max_subscribers: int = 64
+    max_input_queue: int = 1024
+    max_input_bytes: int = 64 * 1024
+    idle_ticks_before_shutdown: int = 1200
+    persist_every_ticks: int = 100
+    snapshot_format: SnapshotFormat = "json"
+    replay_log_ticks: int = 0
+
+    def __post_init__(self) -> None:
+        rate = self.tick_rate_hz
+        if type(rate) not in (int, float) or not math.isfinite(rate) or rate < 0:
+            raise ValueError(f"tick_rate_hz must be a finite number >= 0 (0 = event-driven), got {rate!r}")
+        _check_int("max_subscribers", self.max_subscribers, 1)
+        _check_int("max_input_queue", self.max_input_queue, 1)
+        _check_int("max_input_bytes", self.max_input_bytes, 1)
+        _check_int("idle_ticks_before_shutdown", self.idle_ticks_before_shutdown, 0)
+        _check_int("persist_every_ticks", self.persist_every_ticks, 0)
+        _check_int("replay_log_ticks", self.replay_log_ticks, 0)
+        if not is_format(self.snapshot_format):
+            raise ValueError(f"snapshot_format must be 'json' or 'msgpack', got {self.snapshot_format!r}")
+
+    @property
+    def event_driven(self) -> bool:
+        """Whether ticks are driven by inputs rather than a timer (``tick_rate_hz == 0``)."""
+        return self.tick_rate_hz == 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TickResult:
+    """What the host must do after one tick.
+
+    Attributes:
+        tick: This tick's number (the first tick is 1).
+        now: The time passed to :meth:`Shard.run_tick`.
+        dt: The ``dt`` passed to the simulation's ``tick``.
+        inputs_applied: How many inputs this tick applied.
+        frames: Subscriber id to frame bytes (8-byte tick + snapshot), for
+            every subscriber attached, in the order they were added.
+        acks: Subscriber id to the client sequence number of its last input
+            applied this tick (only subscribers with such an input), for
+            acknowledgement envelopes.
+        persist: A persistence record to store, or None when none is due.
+        finished: The simulation is over; the shard is stopped.
+        idle_shutdown: No subscriber and no input for
+            ``idle_ticks_before_shutdown`` ticks; the host may shut the shard down.
+        quiet: No subscriber and no queued input: the host stops ticking (the
+            record in ``persist`` is the last one until something arrives).
+    """
+
+    tick: int
+    now: float
+    dt: float
+    inputs_applied: int
+    frames: Mapping[str, bytes] = field(default_factory=dict)
+    acks: Mapping[str, int] = field(default_factory=dict)
+    persist: bytes | None = None
+    finished: bool = False
+    idle_shutdown: bool = False
+    quiet: bool = False
+
+
+ShardState = Literal["running", "stopped", "finished", "failed"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardStatistics:
+    """Counters of one shard instance (they restart at zero after a restore).
+
+    Attributes:
+        state: ``"running"``, ``"stopped"``, ``"finished"`` or ``"failed"``.
+        tick: The shard's tick number (persisted, unlike the counters).
+        ticks: Ticks run by this instance.
+        inputs_accepted: Inputs accepted by pushes.
+        inputs_applied: Inputs applied to the simulation.
+        inputs_queued: Inputs waiting for the next tick.
+        subscribers: Subscribers attached.
+        frames_built: Frames built (one per subscriber per tick).
+        delta_frames: Of those, delta envelopes carrying a delta.
+        encodings: Snapshot encodings performed; lower than ``frames_built``
+            when subscribers share one.
+        bytes_encoded: Bytes produced by those encodings.
+        frame_bytes: Total size of all frames built (what fan-out sends).
+        persists: Persistence records built.
+        last_persist_bytes: Size of the last record (0 if none).
+        idle_ticks: Consecutive idle ticks so far.
+        replay_dropped: Ticks pushed out of the replay log (0 without one).
+    """
+
+    state: ShardState
+    tick: int
+    ticks: int
+    inputs_accepted: int
+    inputs_applied: int
+    inputs_queued: int
+    subscribers: int
+    frames_built: int
+    delta_frames: int
+    encodings: int
+    bytes_encoded: int
+    frame_bytes: int
+    persists: int
+    last_persist_bytes: int
+    idle_ticks: int
+    replay_dropped: int
+
+
+class _Subscriber:
+    __slots__ = ("client_seq", "delta", "format", "id", "sent", "sent_tick")
+
+    def __init__(self, sid: str, fmt: SnapshotFormat, delta: bool) -> None:
+        self.id = sid
+        self.format: SnapshotFormat = fmt
+        self.delta = delta
+        self.client_seq: int | None = None
+        # Delta mode only: a private copy of the last snapshot sent and its tick.
+        # Subscribers that were sent the same snapshot share one copy, which is
+        # what lets them share one delta encoding on the next tick.
+        self.sent: Any = None
+        self.sent_tick: int | None = None
+
+
+class _Queued:
+    __slots__ = ("client_seq", "data", "seq", "sid")
+
+    def __init__(self, seq: int, sid: str, data: bytes, client_seq: int | None) -> None:
+        self.seq = seq
+        self.sid = sid
+        self.data = data
+        self.client_seq = client_seq
+
+
+def _detached_copy(value: object) -> Any:
+    """A deep copy of a snapshot that later changes to the simulation cannot reach."""
+    try:
+        # msgpack in C is far faster than a Python walk; it turns tuples into
+        # lists, which is what the client received anyway.
+        return msgpack.unpackb(msgpack.packb(value, use_bin_type=True), raw=False, strict_map_key=False)
+    except (ValueError, TypeError, OverflowError):
+        return _copy_tree(value)
+
+
+def _copy_tree(value: object) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copy_tree(v) for v in value]
+    return value
+
+
+class Shard:
+    """One shard: a simulation, its subscribers, its input queue and its clock-free tick loop.
+
+    The host decides when to tick. With ``tick_rate_hz > 0`` it calls
+    :meth:`run_tick` every ``1 / tick_rate_hz`` seconds while the shard is not
+    quiet; with ``tick_rate_hz == 0`` (event-driven) it calls it when inputs
+    arrive. See the module docstring for the invariants.
+    """
+
+    def __init__(self, shard_id: str, sim: SimState, config: ShardConfig | None = None) -> None:
+        """Create a shard at tick 0 with no subscribers and an empty queue.
+
+        Args:
+            shard_id: The shard's id (non-empty).
+            sim: The simulation, e.g. ``MySim.create(shard_id)``.
+            config: Limits and policies; None means ``ShardConfig()``.
+
+        Raises:
+            ValueError: ``shard_id`` is empty or not a string.
+            TypeError: ``sim`` is not a :class:`~shards.SimState`, or
+                ``config`` not a :class:`ShardConfig`.
+        """
+        if type(shard_id) is not str or not shard_id:
+            raise ValueError(f"shard_id must be a non-empty string, got {shard_id!r}")
+        if not isinstance(sim, SimState):
+            raise TypeError(f"sim must be a SimState instance, got {type(sim).__name__}")
+        if config is None:
+            config = ShardConfig()
+        elif not isinstance(config, ShardConfig):
+            raise TypeError(f"config must be a ShardConfig, got {type(config).__name__}")
+        self._id = shard_id
+        self._sim = sim
+        self._config = config
+        # snapshot() is called once per tick and shared, unless the simulation
+        # gives subscribers their own views.
+        self._shared_snapshot = type(sim).snapshot_for is SimState.snapshot_for
+        self._tick = 0
+        self._last_now: float | None = None
+        self._next_seq = 1
+        self._queue: deque[_Queued] = deque()
+        self._subs: dict[str, _Subscriber] = {}
+        self._idle_ticks = 0
+        self._stopped = False
+        self._finished = False
+        self._failure: BaseException | None = None
+        self._failure_message = ""
+        # A record was due but could not be handed over (SnapshotError); the
+        # next successful tick returns one.
+        self._persist_pending = False
+        self._replay = ReplayLog(config.replay_log_ticks) if config.replay_log_ticks else None
+        # statistics
+        self._ticks = 0
+        self._inputs_accepted = 0
+        self._inputs_applied = 0
+        self._frames_built = 0
+        self._delta_frames = 0
+        self._encodings = 0
+        self._bytes_encoded = 0
+        self._frame_bytes = 0
+        self._persists = 0
+        self._last_persist_bytes = 0
+
+    @classmethod
+    def _from_record(cls, record: ShardRecord, sim: SimState, config: ShardConfig | None) -> Shard:
+        """Rebuild a shard from a decoded record (see :func:`~shards.restore_or_init`)."""
+        shard = cls(record.shard_id, sim, config)
+        shard._tick = record.tick
+        shard._last_now = record.last_now
+        shard._next_seq = record.next_seq
+        shard._idle_ticks = record.idle_ticks
+        shard._finished = record.finished
+        shard._stopped = record.stopped
+        shard._queue.extend(_Queued(q.seq, q.subscriber_id, q.data, q.client_seq) for q in record.queue)
+        for s in record.subscribers:
+            sub = _Subscriber(s.subscriber_id, s.format, s.delta)
+            sub.client_seq = s.last_client_seq
+            sub.sent_tick = s.sent_tick
+            sub.sent = s.sent_snapshot
+            shard._subs[sub.id] = sub
+        return shard
+
+    # ------------------------------------------------------------------
+    # Read-only properties (these work in every state)
+
+    @property
+    def shard_id(self) -> str:
+        """The shard's id."""
+        return self._id
+
+    @property
+    def sim(self) -> SimState:
+        """The simulation. Mutating it outside the hooks breaks replay and persistence."""
+        return self._sim
+
+    @property
+    def config(self) -> ShardConfig:
+        """The shard's configuration."""
+        return self._config
+
+    @property
+    def tick(self) -> int:
+        """The number of the last tick run (0 before the first)."""
+        return self._tick
+
+    @property
+    def failed(self) -> bool:
+        """Whether a simulation hook raised (see :class:`~shards.ShardFailed`)."""
+        return self._failure is not None
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the shard takes no more inputs (stopped by the host or finished)."""
+        return self._stopped or self._finished
+
+    @property
+    def finished(self) -> bool:
+        """Whether the simulation reported it is finished."""
+        return self._finished
+
+    @property
+    def quiet(self) -> bool:
+        """No subscriber and no queued input: the host need not tick."""
+        return not self._subs and not self._queue
+
+    @property
+    def replay_log(self) -> ReplayLog | None:
+        """The replay log, or None when ``replay_log_ticks`` is 0."""
+        return self._replay
+
+    def subscriber_ids(self) -> tuple[str, ...]:
+        """The attached subscribers, in the order they were added."""
+        self._check_not_failed()
+        return tuple(self._subs)
+
+    def statistics(self) -> ShardStatistics:
+        """Return the shard's counters (works in every state, failed included)."""
+        state: ShardState
+        if self._failure is not None:
+            state = "failed"
+        elif self._finished:
+            state = "finished"
+        elif self._stopped:
+            state = "stopped"
+        else:
+            state = "running"
+        return ShardStatistics(
+            state=state,
+            tick=self._tick,
+            ticks=self._ticks,
+            inputs_accepted=self._inputs_accepted,
+            inputs_applied=self._inputs_applied,
+            inputs_queued=len(self._queue),
+            subscribers=len(self._subs),
+            frames_built=self._frames_built,
+            delta_frames=self._delta_frames,
+            encodings=self._encodings,
+            bytes_encoded=self._bytes_encoded,
+            frame_bytes=self._frame_bytes,
+            persists=self._persists,
+            last_persist_bytes=self._last_persist_bytes,
+            idle_ticks=self._idle_ticks,
+            replay_dropped=self._replay.dropped if self._replay is not None else 0,
+        )
+
+    # ------------------------------------------------------------------
+    # State checks and failure
+
+    def _check_not_failed(self) -> None:
+        if self._failure is not None:
+            raise ShardFailed(self._failure_message) from self._failure
+
+    def _check_running(self, action: str) -> None:
+        self._check_not_failed()
+        if self._finished:
+            raise ShardStopped(f"shard {self._id!r} has finished; cannot {action}")
+        if self._stopped:
+            raise ShardStopped(f"shard {self._id!r} is stopped; cannot {action}")
+
+    def _fail(self, hook: str, exc: Exception) -> NoReturn:
+        self._failure = exc
+        self._failure_message = f"shard {self._id!r} failed: {hook}() raised {type(exc).__name__}: {exc}"
+        raise ShardFailed(self._failure_message) from exc
+
+    # ------------------------------------------------------------------
+    # Subscribers
+
+    def _subscriber(self, subscriber_id: str) -> _Subscriber:
+        sub = self._subs.get(subscriber_id)
+        if sub is None:
+            raise UnknownSubscriber(
+                f"subscriber {subscriber_id!r} is not attached to shard {self._id!r}",
+                subscriber_id=subscriber_id,
+            )
+        return sub
+
+    def _check_new_subscriber(self, subscriber_id: str, format: str | None, delta: bool) -> SnapshotFormat:
+        self._check_running("add a subscriber")
+        if type(subscriber_id) is not str or not subscriber_id:
+            raise SubscriberError(
+                f"subscriber id must be a non-empty string, got {subscriber_id!r}", subscriber_id=None
+            )
+        if subscriber_id in self._subs:
+            raise DuplicateSubscriber(
+                f"subscriber {subscriber_id!r} is already attached to shard {self._id!r}",
+                subscriber_id=subscriber_id,
+            )
+        if len(self._subs) >= self._config.max_subscribers:
+            raise ShardFull(
+                f"shard {self._id!r} is full ({self._config.max_subscribers} subscribers)",
+                subscriber_id=subscriber_id,
+            )
+        fmt = self._config.snapshot_format if format is None else format
+        if not is_format(fmt):
+            raise SubscriberError(
+                f"unknown snapshot format {fmt!r}; choose one of {', '.join(map(repr, FORMATS))}",
+                subscriber_id=subscriber_id,
+            )
+        if type(delta) is not bool:
+            raise SubscriberError(f"delta must be a bool, got {delta!r}", subscriber_id=subscriber_id)
+        return fmt
+
+    def add_subscriber(self, subscriber_id: str, *, format: str | None = None, delta: bool = False) -> None:
+        """Attach a subscriber the host already trusts (no authorization hook).
+
+        Args:
+            subscriber_id: The subscriber's id (non-empty).
+            format: ``"json"`` or ``"msgpack"``; None uses ``config.snapshot_format``.
+            delta: Send delta envelopes (see :mod:`shards._frames`) instead of full snapshots.
+
+        Raises:
+            ShardFailed: the shard has failed.
+            ShardStopped: the shard is stopped or finished.
+            DuplicateSubscriber: the id is already attached.
+            ShardFull: ``max_subscribers`` are attached.
+            SubscriberError: the id, format or delta flag is invalid.
+        """
+        fmt = self._check_new_subscriber(subscriber_id, format, delta)
+        self._subs[subscriber_id] = _Subscriber(subscriber_id, fmt, delta)
+
+    def add_subscriber_authorized(
+        self,
+        subscriber_id: str,
+        auth: ShardAuth,
+        *,
+        format: str | None = None,
+        delta: bool = False,
+    ) -> None:
+        """Attach a subscriber after the simulation's ``authorize_subscribe`` hook allows it.
+
+        The hook runs last, after every other check passed.
+
+        Raises:
+            Unauthorized: the hook returned a false value.
+            ShardFailed: the hook raised (the shard is now failed), or had before.
+            ShardStopped, DuplicateSubscriber, ShardFull, SubscriberError:
+                as :meth:`add_subscriber`.
+        """
+        fmt = self._check_new_subscriber(subscriber_id, format, delta)
+        try:
+            allowed = self._sim.authorize_subscribe(subscriber_id, auth)
+        except Exception as exc:
+            self._fail("authorize_subscribe", exc)
+        if not allowed:
+            raise Unauthorized(
+                f"user {auth.user_id!r} may not subscribe to shard {self._id!r} as {subscriber_id!r}",
+                subscriber_id=subscriber_id,
+            )
+        self._subs[subscriber_id] = _Subscriber(subscriber_id, fmt, delta)
+
+    def remove_subscriber(self, subscriber_id: str) -> None:
+        """Detach a subscriber. Its inputs already accepted are still applied.
+
+        Works on a stopped or finished shard (connections close after the end).
+
+        Raises:
+            ShardFailed: the shard has failed.
+            UnknownSubscriber: the id is not attached.
+        """
+        self._check_not_failed()
+        self._subscriber(subscriber_id)
+        del self._subs[subscriber_id]
+
+    def mark_dropped(self, subscriber_id: str) -> None:
+        """Record that the host could not deliver the last frame to this subscriber.
+
+        A delta subscriber's next frame is then full; for other subscribers
+        every frame is full anyway and this changes nothing.
+
+        Raises:
+            ShardFailed: the shard has failed.
+            UnknownSubscriber: the id is not attached.
+        """
+        self._check_not_failed()
+        sub = self._subscriber(subscriber_id)
+        sub.sent = None
+        sub.sent_tick = None
+
+    def last_client_seq(self, subscriber_id: str) -> int | None:
+        """The client sequence number of the subscriber's last applied input that had one.
+
+        None if no such input has been applied yet. Use it to build an
+        acknowledgement envelope (``{"ack": n}``) for client-side prediction.
+
+        Raises:
+            ShardFailed: the shard has failed.
+            UnknownSubscriber: the id is not attached.
+        """
+        self._check_not_failed()
+        return self._subscriber(subscriber_id).client_seq
+
+    # ------------------------------------------------------------------
+    # Inputs
+
+    def _check_input(self, subscriber_id: str, input: object, client_seq: int | None) -> bytes:
+        self._check_running("accept inputs")
+        self._subscriber(subscriber_id)
+        if client_seq is not None and (type(client_seq) is not int or not 0 <= client_seq <= _CLIENT_SEQ_MAX):
+            raise InvalidInput(f"client_seq must be None or an integer in [0, 2**63), got {client_seq!r}")
+        if len(self._queue) >= self._config.max_input_queue:
+            raise InputQueueFull(
+                f"shard {self._id!r} input queue is full ({self._config.max_input_queue} inputs)"
+            )
+        try:
+            data = encode(input)
+        except CodecError as exc:
+            raise InvalidInput(f"input from {subscriber_id!r} is not encodable: {exc}") from exc
+        if len(data) > self._config.max_input_bytes:
+            raise InputTooLarge(
+                f"input from {subscriber_id!r} is {len(data)} bytes encoded; the limit is {self._config.max_input_bytes}"
+            )
+        return data
+
+    def _enqueue(self, subscriber_id: str, data: bytes, client_seq: int | None) -> int:
+        seq = self._next_seq
+        self._next_seq += 1
+        self._queue.append(_Queued(seq, subscriber_id, data, client_seq))
+        self._inputs_accepted += 1
+        return seq
+
+    def push_input(self, subscriber_id: str, input: object, *, client_seq: int | None = None) -> int:
+        """Queue an input from an attached subscriber for the next tick (no authorization hook).
+
+        The input is checked now: a refused input changes nothing.
+
+        Args:
+            subscriber_id: An attached subscriber.
+            input: A value the shared codec accepts, at most
+                ``max_input_bytes`` encoded.
+            client_seq: The client's sequence number, acknowledged through
+                :meth:`last_client_seq` and :attr:`TickResult.acks` once applied.
+
+        Returns:
+            The input's server sequence number (1, 2, 3, ... per shard).
+
+        Raises:
+            ShardFailed: the shard has failed.
+            ShardStopped: the shard is stopped or finished.
+            UnknownSubscriber: ``subscriber_id`` is not attached.
+            InvalidInput: ``client_seq`` is invalid, or ``input`` is not codec-encodable.
+            InputQueueFull: ``max_input_queue`` inputs are waiting.
+            InputTooLarge: the encoded input is above ``max_input_bytes``.
+        """
+        data = self._check_input(subscriber_id, input, client_seq)
+        return self._enqueue(subscriber_id, data, client_seq)
+
+    def push_input_authorized(
+        self,
+        subscriber_id: str,
+        auth: ShardAuth,
+        input: object,
+        *,
+        client_seq: int | None = None,
+    ) -> int:
+        """Queue an input after the simulation's ``authorize_input`` hook allows it.
+
+        The hook runs after every other check passed and sees a decoded copy
+        of the input.
+
+        Raises:
+            Unauthorized: the hook returned a false value.
+            ShardFailed: the hook raised (the shard is now failed), or had before.
+            ShardStopped, UnknownSubscriber, InvalidInput, InputQueueFull,
+                InputTooLarge: as :meth:`push_input`.
+        """
+        data = self._check_input(subscriber_id, input, client_seq)
+        try:
+            allowed = self._sim.authorize_input(subscriber_id, auth, decode(data))
+        except Exception as exc:
+            self._fail("authorize_input", exc)
+        if not allowed:
+            raise Unauthorized(
+                f"user {auth.user_id!r} may not send this input as {subscriber_id!r}",
+                subscriber_id=subscriber_id,
+            )
+        return self._enqueue(subscriber_id, data, client_seq)
+
+    # ------------------------------------------------------------------
+    # Lifecycle
+
+    def stop(self) -> None:
+        """Stop taking inputs, subscribers and ticks. Idempotent.
+
+        Raises:
+            ShardFailed: the shard has failed.
+        """
+        self._check_not_failed()
+        self._stopped = True
+
+    def persist_now(self) -> bytes:
+        """Build a persistence record now (for example when the shard goes quiet).
+
+        Works on a stopped or finished shard.
+
+        Raises:
+            ShardFailed: the shard has failed, or ``to_state()`` raised now.
+            SnapshotError: the simulation state cannot be encoded.
+        """
+        self._check_not_failed()
+        record = self._persist()
+        self._persist_pending = False
+        return record
+
+    def _to_record(self) -> ShardRecord:
+        try:
+            sim_state = self._sim.to_state()
+        except Exception as exc:
+            self._fail("to_state", exc)
+        return ShardRecord(
+            shard_id=self._id,
+            tick=self._tick,
+            last_now=self._last_now,
+            next_seq=self._next_seq,
+            idle_ticks=self._idle_ticks,
+            finished=self._finished,
+            stopped=self._stopped,
+            sim_state=sim_state,
+            queue=tuple(
+                QueuedInput(seq=q.seq, subscriber_id=q.sid, data=q.data, client_seq=q.client_seq)
+                for q in self._queue
+            ),
+            subscribers=tuple(
+                SubscriberRecord(
+                    subscriber_id=s.id,
+                    format=s.format,
+                    delta=s.delta,
+                    last_client_seq=s.client_seq,
+                    sent_tick=s.sent_tick,
+                    sent_snapshot=s.sent,
+                )
+                for s in self._subs.values()
+            ),
+        )
+
+    def _persist(self) -> bytes:
+        data = encode_shard_state(self._to_record())
+        self._persists += 1
+        self._last_persist_bytes = len(data)
+        return data
+
+    # ------------------------------------------------------------------
+    # The tick
+
+    def run_tick(self, now: float) -> TickResult:
+        """Run one tick at time ``now`` (seconds) and return what the host must do.
+
+        In order: apply every queued input (FIFO) with
+        ``apply_input(subscriber_id, input, now)``; call ``tick(dt)``; ask
+        ``is_finished()``; build one frame per subscriber; build a persistence
+        record if one is due (every ``persist_every_ticks`` ticks, on finish,
+        on idle shutdown, when the shard is quiet, or left over from a tick
+        that raised :class:`~shards.SnapshotError`).
+
+        ``dt`` is ``now`` minus the previous tick's ``now``. The first tick
+        has no previous one: it uses ``1 / tick_rate_hz``, or ``0.0`` for an
+        event-driven shard (``tick_rate_hz == 0``), whose host calls this when
+        inputs arrive rather than on a timer.
+
+        Raises:
+            ShardFailed: a hook raised (the shard is now failed), or had before.
+            ShardStopped: the shard is stopped or finished.
+            ValueError: ``now`` is not finite or is before the previous tick's.
+            SnapshotError: a snapshot cannot be encoded for some subscriber,
+                or the state cannot be persisted. The tick itself has happened
+                (inputs applied, tick number advanced), but no subscriber's
+                frame state moved: delta bases stay on the last frame built,
+                and a record that was due is returned by the next tick.
+        """
+        self._check_running("run a tick")
+        if type(now) not in (int, float) or not math.isfinite(now):
+            raise ValueError(f"now must be a finite number of seconds, got {now!r}")
+        now = float(now)
+        if self._last_now is None:
+            rate = self._config.tick_rate_hz
+            dt = 1.0 / rate if rate else 0.0
+        else:
+            if now < self._last_now:
+                raise ValueError(
+                    f"time went backwards: now={now} is before the previous tick's {self._last_now}"
+                )
+            dt = now - self._last_now
+
+        tick = self._tick + 1
+        queue = self._queue
+        self._queue = deque()
+        sim = self._sim
+        acks: dict[str, int] = {}
+        subs = self._subs
+        try:
+            for q in queue:
+                sim.apply_input(q.sid, decode(q.data), now)
+                if q.client_seq is not None:
+                    sub = subs.get(q.sid)
+                    if sub is not None:
+                        sub.client_seq = q.client_seq
+                        acks[q.sid] = q.client_seq
+        except Exception as exc:
+            self._fail("apply_input", exc)
+        try:
+            sim.tick(dt)
+        except Exception as exc:
+            self._fail("tick", exc)
+        try:
+            finished = bool(sim.is_finished())
+        except Exception as exc:
+            self._fail("is_finished", exc)
+
+        # The tick has happened: commit it before anything that may raise SnapshotError.
+        self._tick = tick
+        self._last_now = now
+        self._ticks += 1
+        self._inputs_applied += len(queue)
+        if self._replay is not None:
+            self._replay.record(tick, now, dt, [(q.sid, q.data) for q in queue])
+        if not subs and not queue:
+            self._idle_ticks += 1
+        else:
+            self._idle_ticks = 0
+        limit = self._config.idle_ticks_before_shutdown
+        idle_shutdown = limit > 0 and self._idle_ticks >= limit
+        if finished:
+            self._finished = True
+        quiet = not subs and not self._queue
+        every = self._config.persist_every_ticks
+        if (every and tick % every == 0) or finished or idle_shutdown or quiet:
+            self._persist_pending = True
+
+        frames, updates, counts = self._build_frames(tick)
+
+        # Commit the subscribers' frame state, keeping the old one in case the record fails.
+        previous = [(sub, sub.sent, sub.sent_tick) for sub, _ in updates]
+        for sub, sent in updates:
+            sub.sent = sent
+            sub.sent_tick = tick
+        record: bytes | None = None
+        if self._persist_pending:
+            try:
+                record = self._persist()
+            except SnapshotError:
+                for sub, sent, sent_tick in previous:
+                    sub.sent = sent
+                    sub.sent_tick = sent_tick
+                raise
+            self._persist_pending = False
+        built, deltas, encodings, encoded, total = counts
+        self._frames_built += built
+        self._delta_frames += deltas
+        self._encodings += encodings
+        self._bytes_encoded += encoded
+        self._frame_bytes += total
+        return TickResult(
+            tick=tick,
+            now=now,
+            dt=dt,
+            inputs_applied=len(queue),
+            frames=frames,
+            acks=acks,
+            persist=record,
+            finished=finished,
+            idle_shutdown=idle_shutdown,
+            quiet=quiet,
+        )
+
+    def _build_frames(
+        self, tick: int
+    ) -> tuple[dict[str, bytes], list[tuple[_Subscriber, Any]], tuple[int, int, int, int, int]]:
+        """Build every subscriber's frame without changing any state.
+
+        Returns the frames, the delta subscribers' new bases (to commit), and
+        counters (frames, delta frames, encodings, bytes encoded, frame bytes).
+        """
+        frames: dict[str, bytes] = {}
+        updates: list[tuple[_Subscriber, Any]] = []
+        if not self._subs:
+            return frames, updates, (0, 0, 0, 0, 0)
+        sim = self._sim
+        header = frame_header(tick)
+        shared: Any = None
+        if self._shared_snapshot:
+            try:
+                shared = sim.snapshot()
+            except Exception as exc:
+                self._fail("snapshot", exc)
+        # Caches are keyed by object identity; `alive` holds every keyed object
+        # so no id is reused while this tick's frames are built.
+        alive: list[Any] = []
+        encoded: dict[tuple[Any, ...], bytes] = {}
+        copies: dict[int, Any] = {}
+        deltas: dict[tuple[int, int], dict[str, Any]] = {}
+        n_delta = n_enc = n_bytes = n_total = 0
+        for sub in self._subs.values():
+            if self._shared_snapshot:
+                snap = shared
+            else:
+                try:
+                    snap = sim.snapshot_for(sub.id)
+                except Exception as exc:
+                    self._fail("snapshot_for", exc)
+                alive.append(snap)
+            fmt = sub.format
+            if not sub.delta:
+                key: tuple[Any, ...] = (id(snap), fmt)
+                payload: object = snap
+            elif sub.sent_tick is None:
+                key = (id(snap), fmt, "full")
+                payload = {"full": snap}
+            else:
+                key = (id(snap), fmt, id(sub.sent), sub.sent_tick)
+                dkey = (id(sub.sent), id(snap))
+                d = deltas.get(dkey)
+                if d is None:
+                    d = deltas[dkey] = make_delta(sub.sent, snap)
+                payload = {"base": sub.sent_tick, "delta": d}
+                n_delta += 1
+            frame = encoded.get(key)
+            if frame is None:
+                try:
+                    frame = header + encode_snapshot(payload, fmt)
+                except SnapshotError as exc:
+                    raise SnapshotError(
+                        f"shard {self._id!r} tick {tick}, subscriber {sub.id!r}: {exc}"
+                    ) from exc
+                encoded[key] = frame
+                n_enc += 1
+                n_bytes += len(frame) - len(header)
+            if sub.delta:
+                copy = copies.get(id(snap))
+                if copy is None:
+                    copy = copies[id(snap)] = _detached_copy(snap)
+                updates.append((sub, copy))
+            frames[sub.id] = frame
+            n_total += len(frame)
+        return frames, updates, (len(frames), n_delta, n_enc, n_bytes, n_total)
