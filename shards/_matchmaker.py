@@ -380,6 +380,8 @@ class Matchmaker:
     def poll(self, now: float) -> MatchPollResult:
         """Expire stale entries, then run the match function and record assignments.
 
+        Atomic: when it raises, nothing changes, expiry included.
+
         Args:
             now: The current time in seconds.
 
@@ -390,10 +392,9 @@ class Matchmaker:
             InvalidMatch: If the match function returns a player who is not
                 queued (or just expired), the same player twice, an entry that
                 differs from the queued one, a non-entry, or an empty group.
-            MatchmakingError: If ``now`` is not finite or goes backwards.
-            MatchmakingError: If ``shard_for`` returns something other than a non-empty str.
+            MatchmakingError: If ``now`` is not finite or goes backwards, or
+                ``shard_for`` returns something other than a non-empty str.
             Exception: Whatever the match function or ``shard_for`` raises.
-            In every case nothing changes, expiry included.
         """
         t = self._advance(now)
         expired: list[MatchEntry] = []
