@@ -191,7 +191,9 @@ class ConnectionPool:
                 candidate._close_connection()  # calls _closed, which edits _lru: stop iterating
                 return
         self._over_bound += 1
-        logger.warning(
+        # Warn once per pool; afterwards the count in statistics() tells the story.
+        log = logger.warning if self._over_bound == 1 else logger.debug
+        log(
             "pool: %d connections open, above the bound of %d: every other database has uncommitted writes",
             len(self._lru),
             self.max_open,
@@ -364,7 +366,9 @@ class ObjectDatabase:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StorageError(f"cannot begin a write batch on {self.path}: {exc}") from exc
+                raise StorageError(
+                    f"cannot begin a write batch on {self.path}: {sqlite_error_text(exc)}"
+                ) from exc
             self._in_batch = True
         return conn
 
@@ -379,11 +383,14 @@ class ObjectDatabase:
             if creating:
                 # do/<binding>/ may not exist yet: the first object of a binding creates it.
                 os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None)
+            # timeout=0: a locked database fails at once (SQLITE_BUSY) instead of blocking the
+            # trio thread for sqlite3's default 5 s. Only a second ObjectDatabase on the same file
+            # (two overlapping activations) can hold the lock.
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         except OSError as exc:
             raise StorageError(f"cannot create the directory of {self.path}: {exc}") from exc
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open {self.path}: {exc}") from exc
+            raise StorageError(f"cannot open {self.path}: {sqlite_error_text(exc)}") from exc
         try:
             if creating:
                 # journal_mode is stored in the file: set once, kept by every later open.
@@ -393,7 +400,7 @@ class ObjectDatabase:
                 conn.execute(statement)
         except sqlite3.Error as exc:
             conn.close()
-            raise StorageError(f"cannot initialise {self.path}: {exc}") from exc
+            raise StorageError(f"cannot initialise {self.path}: {sqlite_error_text(exc)}") from exc
         self._exists = True
         self._conn = conn
         self._opens += 1
@@ -507,7 +514,10 @@ class ObjectDatabase:
     def kv_put_many(self, entries: Sequence[tuple[str, bytes]]) -> None:
         """Store every ``(key, encoded value)`` in the open batch."""
         conn = self.write_connection()
-        conn.executemany("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", entries)
+        if len(entries) == 1:  # the common case; execute is cheaper than executemany
+            conn.execute("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", entries[0])
+        else:
+            conn.executemany("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", entries)
 
     @_sqlite_boundary
     def kv_delete_many(self, keys: Iterable[str]) -> int:

@@ -471,8 +471,8 @@ class DurableObjectStorage:
         opts = _options("delete", options, _PUT_OPTIONS)
         confirmed = not opts.get("allowUnconfirmed")
         if isinstance(keys, list):
-            return StorageResult(self._delete_many("delete()", _key_list("delete", keys), confirmed))
-        return StorageResult(self._delete_many("delete()", [_key("delete()", keys)], confirmed) == 1)
+            return StorageResult(self._delete_many(_key_list("delete", keys), confirmed))
+        return StorageResult(self._delete_many([_key("delete()", keys)], confirmed) == 1)
 
     def deleteAll(self, options: Mapping[str, Any] | None = None) -> StorageResult[None]:
         """Delete every key and (SQLite) every user SQL table, index, view and trigger.
@@ -632,7 +632,7 @@ class DurableObjectStorage:
         self._bytes_written += nbytes
         self._host.wrote(confirmed=confirmed)
 
-    def _delete_many(self, what: str, checked: _CheckedKeys, confirmed: bool) -> int:
+    def _delete_many(self, checked: _CheckedKeys, confirmed: bool) -> int:
         self._host.check_alive()
         self._limits.check_batch(len(checked))
         for _plain, size in checked:
@@ -763,7 +763,7 @@ class SyncKV:
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; return whether it existed."""
-        return self._storage._delete_many("kv.delete()", [_key("kv.delete()", key)], True) == 1
+        return self._storage._delete_many([_key("kv.delete()", key)], True) == 1
 
     def list(self, options: Mapping[str, Any] | None = None) -> Iterator[tuple[str, Any]]:
         """Iterate ``(key, value)`` pairs in UTF-8 byte order of the keys.

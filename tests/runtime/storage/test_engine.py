@@ -399,3 +399,31 @@ def test_pool_close_all(tmp_path: Path) -> None:
     pool.close_all()
     assert pool.statistics().open == 0
     assert a.kv_get("k") == b"1"
+
+
+def test_a_locked_database_fails_at_once(tmp_path: Path, pool: ConnectionPool) -> None:
+    """Two databases on one file (overlapping activations): the second writer fails, never blocks."""
+    import time
+
+    path = tmp_path / "o.sqlite"
+    first, second = ObjectDatabase(path, pool), ObjectDatabase(path, pool)
+    first.kv_put_many([("k", b"1")])
+    started = time.monotonic()
+    with pytest.raises(StorageError, match=r"database is locked: SQLITE_BUSY") as info:
+        second.kv_put_many([("k", b"2")])
+    assert time.monotonic() - started < 1
+    assert isinstance(info.value.__cause__, sqlite3.OperationalError)
+    assert not dirty(second)
+    assert second.kv_get("k") is None  # WAL: readers see the last commit, never block
+    first.commit()
+    assert second.kv_get("k") == b"1"
+
+
+def test_unusable_path_is_a_storage_error(tmp_path: Path, pool: ConnectionPool) -> None:
+    """A path whose parent is a file cannot be created: StorageError, and reads still return nothing."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    db = ObjectDatabase(blocker / "o.sqlite", pool)
+    assert db.kv_get("k") is None
+    with pytest.raises(StorageError, match=r"^cannot create the directory of "):
+        db.kv_put_many([("k", b"v")])

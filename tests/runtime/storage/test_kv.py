@@ -216,6 +216,24 @@ async def test_list_orders_by_utf8_bytes(h: Harness) -> None:
     assert "\uffff" < "😀"  # and Python's str order agrees, which the engine relies on
 
 
+async def test_keys_with_nul_characters(h: Harness) -> None:
+    """NUL is an ordinary character: stored exactly and ordered by bytes."""
+    keys = ["ab", "a\x00b", "a", "a\x00"]
+    await h.storage.put({k: k for k in keys})
+    assert list(await h.storage.list()) == ["a", "a\x00", "a\x00b", "ab"]
+    assert await h.storage.get("a\x00b") == "a\x00b"
+    assert list(await h.storage.list({"prefix": "a\x00"})) == ["a\x00", "a\x00b"]
+
+
+async def test_empty_key_and_empty_entries(h: Harness) -> None:
+    """The empty string is a valid key; put({}) writes nothing."""
+    await h.storage.put("", "empty")
+    assert await h.storage.get("") == "empty"
+    h.host.wrote_calls.clear()
+    await h.storage.put({})
+    assert h.host.wrote_calls == []
+
+
 async def test_list_returns_decoded_values(h: Harness) -> None:
     """Entries come back as a dict of decoded values."""
     await h.storage.put({"a": [1, 2], "b": {"x": None}})
