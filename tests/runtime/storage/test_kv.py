@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import tempfile
 import warnings
 from pathlib import Path
 
 import pytest
 import trio
 import trio.lowlevel
+from hypothesis import given, settings, strategies as st
 
 from runtime.storage import (
     DeferredStorageCall,
@@ -915,3 +917,89 @@ def test_result_repr(h: Harness) -> None:
     """Awaitables say what they hold."""
     assert repr(h.storage.put("k", 1)) == "<StorageResult None>"
     assert repr(h.storage.sync()) == "<DeferredStorageCall sync() awaited=False>"
+
+
+# --- list() against a model -----------------------------------------------------------------------
+
+_SPECIAL = ["a", "b", "é", "\x00", "\x7f", "\ud7ff", "\ue000", "\uffff", "😀", "\U0010ffff"]
+_key_text = st.text(
+    alphabet=st.one_of(st.sampled_from(_SPECIAL), st.characters(exclude_categories=["Cs"])), max_size=4
+)
+
+
+def resolved(awaitable: object) -> object:
+    """The value of a storage awaitable, proving that awaiting it never suspends."""
+    gen = awaitable.__await__()  # type: ignore[attr-defined]
+    try:
+        next(gen)
+    except StopIteration as stop:
+        return stop.value
+    raise AssertionError("a storage await suspended")
+
+
+def model_list(keys: set[str], options: dict[str, object]) -> list[str]:
+    """What list() must return, computed on UTF-8 bytes independently of the engine."""
+
+    def b(s: object) -> bytes:
+        assert isinstance(s, str)
+        return s.encode("utf-8")
+
+    out = sorted(keys, key=b)
+    if options.get("start") is not None:
+        out = [k for k in out if b(k) >= b(options["start"])]
+    if options.get("startAfter") is not None:
+        out = [k for k in out if b(k) > b(options["startAfter"])]
+    if options.get("end") is not None:
+        out = [k for k in out if b(k) < b(options["end"])]
+    if options.get("prefix") is not None:
+        out = [k for k in out if b(k).startswith(b(options["prefix"]))]
+    if options.get("reverse"):
+        out.reverse()
+    limit = options.get("limit")
+    if isinstance(limit, int):
+        out = out[:limit]
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    keys=st.sets(_key_text, max_size=12),
+    start=st.none() | _key_text,
+    start_after=st.none() | _key_text,
+    end=st.none() | _key_text,
+    prefix=st.none() | _key_text,
+    reverse=st.booleans(),
+    limit=st.none() | st.integers(min_value=1, max_value=6),
+)
+def test_list_matches_a_model(
+    keys: set[str],
+    start: str | None,
+    start_after: str | None,
+    end: str | None,
+    prefix: str | None,
+    reverse: bool,
+    limit: int | None,
+) -> None:
+    """For any keys and options, list() and kv.list() return exactly the model's keys, in order."""
+    if start is not None and start_after is not None:
+        start_after = None
+    options: dict[str, object] = {
+        "start": start,
+        "startAfter": start_after,
+        "end": end,
+        "prefix": prefix,
+        "reverse": reverse,
+        "limit": limit,
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        h = make_harness(Path(tmp) / "o.sqlite")
+        resolved(h.storage.put({k: k for k in keys}))
+        expected = model_list(keys, options)
+        listed = resolved(h.storage.list(options))
+        assert isinstance(listed, dict)
+        assert list(listed) == expected
+        assert [k for k, _ in h.storage.kv.list(options)] == expected
+        got = resolved(h.storage.get(sorted(keys)))
+        assert isinstance(got, dict)
+        assert list(got) == model_list(keys, {})
+        h.db.close()
