@@ -585,6 +585,11 @@ class DurableObjectStorage:
                 else:
                     self._db.rollback_savepoint(token)
                     logger.debug("transaction rolled back on %s", self._db.path)
+                # The outermost transaction's end is a write as far as the actor is concerned
+                # (production holds the output gate while it commits): its savepoint opened a
+                # batch even if the closure only read, and that batch must be committed.
+                if self._transactions == 0 and self._db.dirty:
+                    self._host.wrote(confirmed=True)
         finally:
             self._host.open_input_gate()
         return result

@@ -568,6 +568,25 @@ async def test_transaction_commits_together_and_closes_the_input_gate(h: Harness
     assert await h.storage.get(["a", "b"]) == {"a": 1, "b": 2}
 
 
+async def test_transaction_end_tells_the_host_to_commit(h: Harness) -> None:
+    """The outermost transaction's end calls wrote(), even if the closure only read."""
+
+    async def reader(txn: DurableObjectTransaction) -> object:
+        return await txn.get("a")
+
+    async def outer(txn: DurableObjectTransaction) -> None:
+        await h.storage.transaction(reader)
+        assert h.host.wrote_calls == []  # not for the nested one
+
+    assert await h.storage.transaction(reader) is None
+    assert h.host.wrote_calls == [True]
+    await h.storage.sync()
+    assert not h.db.dirty
+    h.host.wrote_calls.clear()
+    await h.storage.transaction(outer)
+    assert h.host.wrote_calls == [True]
+
+
 async def test_transaction_rolls_back_on_exception(h: Harness) -> None:
     """An exception undoes the closure's writes (txn and storage alike) and propagates."""
     h.storage.put("before", 0)
