@@ -337,6 +337,9 @@ class DurableObjectStorage:
         compat_delete_all_deletes_alarm: production's ``delete_all_deletes_alarm``
             compatibility flag (on from compatibility date 2026-02-24): whether
             ``deleteAll()`` also deletes the alarm.
+        now_ms: the runtime clock (ms since the epoch). When given, ``setAlarm``
+            with a time in the past stores "now" instead, as production does
+            (so ``getAlarm`` then returns the time it was set, not the past one).
     """
 
     def __init__(
@@ -346,8 +349,10 @@ class DurableObjectStorage:
         limits: StorageLimits,
         *,
         compat_delete_all_deletes_alarm: bool,
+        now_ms: Callable[[], float] | None = None,
     ) -> None:
         self._db = db
+        self._now_ms = now_ms
         self._host = host
         self._limits = limits
         self._delete_all_deletes_alarm = compat_delete_all_deletes_alarm
@@ -503,7 +508,8 @@ class DurableObjectStorage:
 
         Args:
             scheduledTime: ms since the epoch (int, or float truncated to whole
-                ms) or a timezone-aware datetime. A time in the past fires at once.
+                ms) or a timezone-aware datetime. A time in the past fires at
+                once (and is stored as now when the storage has a clock).
             options: ``allowUnconfirmed``, ``allowConcurrency``.
 
         Raises:
@@ -512,6 +518,9 @@ class DurableObjectStorage:
         opts = _options("setAlarm", options, _SET_ALARM_OPTIONS)
         ms = _alarm_ms(scheduledTime)
         self._host.check_alive()
+        if self._now_ms is not None:
+            # Production moves past times up to now (workerd's setAlarm: max(time, Date.now())).
+            ms = max(ms, int(self._now_ms()))
         self._db.set_alarm(ms)
         self._host.alarm_changed(ms)
         self._host.wrote(confirmed=not opts.get("allowUnconfirmed"))

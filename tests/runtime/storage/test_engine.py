@@ -427,3 +427,18 @@ def test_unusable_path_is_a_storage_error(tmp_path: Path, pool: ConnectionPool) 
     assert db.kv_get("k") is None
     with pytest.raises(StorageError, match=r"^cannot create the directory of "):
         db.kv_put_many([("k", b"v")])
+
+
+def test_package_exports() -> None:
+    """runtime.storage lists its public names in __all__, and they all resolve."""
+    import types
+
+    import runtime.storage as pkg
+
+    for name in pkg.__all__:
+        assert hasattr(pkg, name), name
+    public = {
+        n for n, v in vars(pkg).items() if not n.startswith("_") and not isinstance(v, types.ModuleType)
+    }
+    assert public - {"annotations"} <= set(pkg.__all__)
+    assert len(pkg.__all__) == len(set(pkg.__all__))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -776,6 +775,21 @@ async def test_set_get_delete_alarm(h: Harness) -> None:
     assert h.host.wrote_calls == [True, True, True]
 
 
+async def test_set_alarm_in_the_past_stores_now(tmp_path: Path) -> None:
+    """With a clock, a past alarm time is stored as now (production's max(time, Date.now()))."""
+    from runtime.storage import DurableObjectStorage
+
+    h = make_harness(tmp_path / "o.sqlite")
+    storage = DurableObjectStorage(
+        h.db, h.host, StorageLimits.sqlite(), compat_delete_all_deletes_alarm=True, now_ms=lambda: 5_000.7
+    )
+    await storage.setAlarm(10)
+    assert await storage.getAlarm() == 5_000
+    await storage.setAlarm(9_000)
+    assert await storage.getAlarm() == 9_000
+    assert h.host.alarm_changes == [5_000, 9_000]
+
+
 async def test_set_alarm_from_an_aware_datetime(h: Harness) -> None:
     """An aware datetime becomes ms since the epoch (microseconds truncated)."""
     when = dt.datetime(2026, 11, 24, 8, 0, 0, 123_999, tzinfo=dt.timezone(dt.timedelta(hours=2)))
@@ -980,6 +994,12 @@ def model_list(keys: set[str], options: dict[str, object]) -> list[str]:
     return out
 
 
+@pytest.fixture(scope="module")
+def model_harness(tmp_path_factory: pytest.TempPathFactory) -> Harness:
+    """One database for every example of the model test (module-scoped: hypothesis reuses it)."""
+    return make_harness(tmp_path_factory.mktemp("model") / "o.sqlite")
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     keys=st.sets(_key_text, max_size=12),
@@ -991,6 +1011,7 @@ def model_list(keys: set[str], options: dict[str, object]) -> list[str]:
     limit=st.none() | st.integers(min_value=1, max_value=6),
 )
 def test_list_matches_a_model(
+    model_harness: Harness,
     keys: set[str],
     start: str | None,
     start_after: str | None,
@@ -1010,8 +1031,8 @@ def test_list_matches_a_model(
         "reverse": reverse,
         "limit": limit,
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        h = make_harness(Path(tmp) / "o.sqlite")
+    h = model_harness
+    try:
         resolved(h.storage.put({k: k for k in keys}))
         expected = model_list(keys, options)
         listed = resolved(h.storage.list(options))
@@ -1021,4 +1042,5 @@ def test_list_matches_a_model(
         got = resolved(h.storage.get(sorted(keys)))
         assert isinstance(got, dict)
         assert list(got) == model_list(keys, {})
-        h.db.close()
+    finally:
+        h.db.rollback()  # nothing is ever committed: each example starts empty
