@@ -39,6 +39,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator,
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar, final
 
+import trio
+import trio.lowlevel
+
 from shards._codec import decode, encode
 from shards._errors import CodecError, StorageError, StorageTypeError
 
@@ -358,6 +361,8 @@ class DurableObjectStorage:
         self._delete_all_deletes_alarm = compat_delete_all_deletes_alarm
         self._kv = SyncKV(self) if limits.sql_enabled else None
         self._transactions = 0  # open storage.transaction() closures
+        # (task that opened it, set when it ends) per open transaction, innermost last.
+        self._open_transactions: list[tuple[trio.lowlevel.Task, trio.Event]] = []
         self._reads = 0
         self._writes = 0
         self._deletes = 0
@@ -572,11 +577,34 @@ class DurableObjectStorage:
         self._host.check_alive()
         await self._host.wait_durable()
 
+    async def _wait_for_turn(self) -> None:
+        """Wait until the current task may open a transaction.
+
+        Savepoints nest strictly, so two transactions started by different
+        tasks of one event (production serializes them: each runs in its own
+        critical section) must not interleave. A task may nest inside a
+        transaction its own task or an ancestor task opened; any other task
+        waits for the innermost open transaction to end.
+        """
+        while self._open_transactions:
+            owner, done = self._open_transactions[-1]
+            task: trio.lowlevel.Task | None = trio.lowlevel.current_task()
+            while task is not None and task is not owner:
+                nursery = task.parent_nursery
+                task = nursery.parent_task if nursery is not None else None
+            if task is owner:
+                return
+            await done.wait()
+
     async def _transaction(self, closure: Callable[[DurableObjectTransaction], Awaitable[T]]) -> T:
         self._host.check_alive()
+        await self._wait_for_turn()
+        self._host.check_alive()  # the object may have been reset while we waited
         self._host.close_input_gate()
+        done = trio.Event()
         try:
             token = self._db.savepoint()
+            self._open_transactions.append((trio.lowlevel.current_task(), done))
             self._transactions += 1
             txn = DurableObjectTransaction(self, token)
             keep = False
@@ -600,6 +628,8 @@ class DurableObjectStorage:
                 if self._transactions == 0 and self._db.dirty:
                     self._host.wrote(confirmed=True)
         finally:
+            self._open_transactions = [entry for entry in self._open_transactions if entry[1] is not done]
+            done.set()
             self._host.open_input_gate()
         return result
 

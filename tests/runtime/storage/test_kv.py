@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import warnings
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import trio
 import trio.lowlevel
+import trio.testing
 from hypothesis import given, settings, strategies as st
 
 from runtime.storage import (
@@ -667,7 +669,56 @@ async def test_nested_transactions(h: Harness) -> None:
     assert h.host.gate_events == ["close", "close", "open", "open"]
 
 
-async def test_cancelled_transaction_rolls_back(h: Harness) -> None:
+async def test_transactions_from_two_tasks_of_one_event_do_not_interleave(
+    h: Harness, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Two tasks' transactions run one after the other (production runs each in a critical section)."""
+    log: list[str] = []
+
+    def closure_for(name: str) -> Callable[[DurableObjectTransaction], Awaitable[None]]:
+        async def closure(txn: DurableObjectTransaction) -> None:
+            log.append(f"{name} in")
+            await txn.put(name, 1)
+            await trio.sleep(0.01)
+            log.append(f"{name} out")
+
+        return closure
+
+    async def run(name: str) -> None:
+        await h.storage.transaction(closure_for(name))
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run, "a")
+            nursery.start_soon(run, "b")
+    assert log in (["a in", "a out", "b in", "b out"], ["b in", "b out", "a in", "a out"])
+    assert await h.storage.get(["a", "b"]) == {"a": 1, "b": 1}
+    assert h.host.gate_depth == 0
+
+
+async def test_transaction_in_a_child_task_of_a_transaction_nests(
+    h: Harness, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A task started inside a closure may open a nested transaction without deadlocking."""
+
+    async def inner(txn: DurableObjectTransaction) -> None:
+        await txn.put("inner", 1)
+
+    async def outer(txn: DurableObjectTransaction) -> None:
+        await txn.put("outer", 1)
+
+        async def child() -> None:
+            await h.storage.transaction(inner)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(child)
+
+    with trio.fail_after(5):
+        await h.storage.transaction(outer)
+    assert await h.storage.list() == {"inner": 1, "outer": 1}
+
+
+async def test_cancelled_transaction_rolls_back(h: Harness, autojump_clock: trio.testing.MockClock) -> None:
     """Cancellation inside the closure rolls back and reopens the gate."""
 
     async def closure(txn: DurableObjectTransaction) -> None:
