@@ -27,6 +27,10 @@ Invariants:
 * Keys are ordered by their UTF-8 bytes. Keys with lone surrogates have no
   UTF-8 form and are refused; for every other ``str``, Python's code point
   order equals UTF-8 byte order.
+* A ``transaction()`` is a SAVEPOINT in the open batch and keeps the input
+  gate closed until its closure returns. Savepoints nest strictly, so
+  transactions started by different tasks run one after the other; a task
+  may nest inside a transaction opened by itself or an ancestor task.
 """
 
 from __future__ import annotations
