@@ -83,6 +83,14 @@ FRAME_HEADER_SIZE: Final = 8
 _HEADER: Final = struct.Struct(">Q")
 _TICK_MAX: Final = 2**64 - 1
 
+# Built once: json.dumps with non-default options builds a new encoder per call,
+# which costs more than encoding a small snapshot.
+_JSON: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+# Likewise msgpack.packb builds a Packer per call (5x the cost of a small pack).
+# Packer.pack discards a half-written buffer when it raises, and the shard
+# model is single-threaded with no callbacks that could re-enter it.
+_PACKER: Final = msgpack.Packer(use_bin_type=True)
+
 
 def is_format(value: object) -> TypeGuard[SnapshotFormat]:
     """Return whether ``value`` names a supported snapshot format."""
@@ -185,13 +193,13 @@ def encode_snapshot(snapshot: object, fmt: SnapshotFormat) -> bytes:
     """
     if fmt == "json":
         try:
-            return json.dumps(snapshot, allow_nan=False, separators=(",", ":"), ensure_ascii=False).encode()
+            return _JSON.encode(snapshot).encode()
         except (ValueError, TypeError, RecursionError, UnicodeEncodeError) as exc:
             problem = _describe_json_problem(snapshot, "snapshot") or str(exc)
             raise SnapshotError(f"cannot encode the snapshot as JSON: {problem}") from exc
     if fmt == "msgpack":
         try:
-            return msgpack.packb(snapshot, use_bin_type=True)  # type: ignore[no-any-return]
+            return _PACKER.pack(snapshot)  # type: ignore[no-any-return]
         except (ValueError, TypeError, OverflowError, UnicodeEncodeError) as exc:
             problem = _describe_msgpack_problem(snapshot, "snapshot") or str(exc)
             raise SnapshotError(f"cannot encode the snapshot as msgpack: {problem}") from exc
@@ -254,23 +262,12 @@ def decode_frame(data: bytes, fmt: SnapshotFormat) -> tuple[int, Any]:
 # Deltas
 
 
-def _same(a: object, b: object) -> bool:
-    """Deep equality that also requires equal types (1, 1.0 and True differ)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        assert isinstance(b, dict)
-        if a.keys() != b.keys():
-            return False
-        return all(_same(v, b[k]) for k, v in a.items())
-    if isinstance(a, list):
-        assert isinstance(b, list)
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
-    return a == b
-
-
 def _diff(old: object, new: object) -> dict[str, Any] | None:
-    """Return the delta from ``old`` to ``new``, or None when they are the same."""
+    """Return the delta from ``old`` to ``new``, or None when they are the same.
+
+    Values of different types always differ (1, 1.0 and True are equal in
+    Python, not on the wire).
+    """
     if old is new:
         return None
     if type(old) is dict and type(new) is dict:
@@ -281,11 +278,14 @@ def _diff(old: object, new: object) -> dict[str, Any] | None:
                 sets[k] = v
                 continue
             ov = old[k]
-            if (type(ov) is dict and type(v) is dict) or (type(ov) is list and type(v) is list):
+            tv = type(v)
+            if tv is not type(ov):
+                sets[k] = v
+            elif tv is dict or tv is list:
                 d = _diff(ov, v)
                 if d is not None:
                     subs[k] = d
-            elif not _same(ov, v):
+            elif ov != v:  # same scalar type: plain comparison is exact (and fast)
                 sets[k] = v
         dels = [k for k in old if k not in new]
         if not (sets or subs or dels):
@@ -306,11 +306,14 @@ def _diff(old: object, new: object) -> dict[str, Any] | None:
                 lsets[str(i)] = v
                 continue
             ov = old[i]
-            if (type(ov) is dict and type(v) is dict) or (type(ov) is list and type(v) is list):
+            tv = type(v)
+            if tv is not type(ov):
+                lsets[str(i)] = v
+            elif tv is dict or tv is list:
                 d = _diff(ov, v)
                 if d is not None:
                     lsubs[str(i)] = d
-            elif not _same(ov, v):
+            elif ov != v:
                 lsets[str(i)] = v
         if not lsets and not lsubs and len(old) == len(new):
             return None
@@ -320,7 +323,8 @@ def _diff(old: object, new: object) -> dict[str, Any] | None:
         if lsubs:
             lout["sub"] = lsubs
         return lout
-    if _same(old, new):
+    # Both dicts or both lists returned above; what is left are scalars or a type change.
+    if type(old) is type(new) and old == new:
         return None
     return {"value": new}
 

@@ -840,6 +840,8 @@ class Shard:
                 shared = sim.snapshot()
             except Exception as exc:
                 self._fail("snapshot", exc)
+            if not any(sub.delta for sub in self._subs.values()):
+                return self._build_shared_frames(tick, header, shared)
         # Caches are keyed by object identity; `alive` holds every keyed object
         # so no id is reused while this tick's frames are built.
         alive: list[Any] = []
@@ -857,22 +859,28 @@ class Shard:
                     self._fail("snapshot_for", exc)
                 alive.append(snap)
             fmt = sub.format
+            sent_tick = sub.sent_tick
             if not sub.delta:
                 key: tuple[Any, ...] = (id(snap), fmt)
-                payload: object = snap
-            elif sub.sent_tick is None:
+            elif sent_tick is None:
                 key = (id(snap), fmt, "full")
-                payload = {"full": snap}
             else:
-                key = (id(snap), fmt, id(sub.sent), sub.sent_tick)
-                dkey = (id(sub.sent), id(snap))
-                d = deltas.get(dkey)
-                if d is None:
-                    d = deltas[dkey] = make_delta(sub.sent, snap)
-                payload = {"base": sub.sent_tick, "delta": d}
+                key = (id(snap), fmt, id(sub.sent), sent_tick)
                 n_delta += 1
             frame = encoded.get(key)
             if frame is None:
+                # Build the payload only on a cache miss: most subscribers hit.
+                payload: object
+                if not sub.delta:
+                    payload = snap
+                elif sent_tick is None:
+                    payload = {"full": snap}
+                else:
+                    dkey = (id(sub.sent), id(snap))
+                    d = deltas.get(dkey)
+                    if d is None:
+                        d = deltas[dkey] = make_delta(sub.sent, snap)
+                    payload = {"base": sent_tick, "delta": d}
                 try:
                     frame = header + encode_snapshot(payload, fmt)
                 except SnapshotError as exc:
@@ -890,3 +898,26 @@ class Shard:
             frames[sub.id] = frame
             n_total += len(frame)
         return frames, updates, (len(frames), n_delta, n_enc, n_bytes, n_total)
+
+    def _build_shared_frames(
+        self, tick: int, header: bytes, snapshot: Any
+    ) -> tuple[dict[str, bytes], list[tuple[_Subscriber, Any]], tuple[int, int, int, int, int]]:
+        """The common case: one snapshot, no delta subscriber: one encoding per format.
+
+        Same result as the general loop, without its per-subscriber cache lookups.
+        """
+        subs = self._subs
+        by_format: dict[str, bytes] = {}
+        for sub in subs.values():
+            fmt = sub.format
+            if fmt not in by_format:
+                try:
+                    by_format[fmt] = header + encode_snapshot(snapshot, fmt)
+                except SnapshotError as exc:
+                    raise SnapshotError(
+                        f"shard {self._id!r} tick {tick}, subscriber {sub.id!r}: {exc}"
+                    ) from exc
+        frames = {sid: by_format[sub.format] for sid, sub in subs.items()}
+        n_bytes = sum(len(f) for f in by_format.values())
+        n_total = n_bytes * len(frames) if len(by_format) == 1 else sum(len(f) for f in frames.values())
+        return frames, [], (len(frames), 0, len(by_format), n_bytes - len(header) * len(by_format), n_total)

@@ -77,6 +77,13 @@ def test_msgpack_refusals_name_the_problem(snapshot: object, problem: str) -> No
         encode_frame(1, snapshot, "msgpack")
 
 
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_a_failed_encoding_leaves_no_residue(fmt: Any) -> None:
+    with pytest.raises(SnapshotError):
+        encode_frame(1, {"a": [1, 2, {3}]}, fmt)
+    assert decode_frame(encode_frame(2, {"b": 1}, fmt), fmt) == (2, {"b": 1})
+
+
 def test_msgpack_allows_nan() -> None:
     _, snap = decode_frame(encode_frame(1, [math.nan], "msgpack"), "msgpack")
     assert math.isnan(snap[0])
