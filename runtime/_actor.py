@@ -91,6 +91,7 @@ class Activation:
         "ctx",
         "dead",
         "error",
+        "evict_delay",
         "gate_closers",
         "gate_seq",
         "in_flight",
@@ -118,6 +119,10 @@ class Activation:
         self.dead = False
         self.error: BaseException = reset_error(CONNECTION_LOST_MESSAGE, retryable=True)
         self.retry_alarm = True
+        # Production evicts a pinned idle object after 70-140 s: one seeded
+        # draw per activation.
+        lo, hi = actor.runtime.config.evict_after
+        self.evict_delay = actor.runtime.rng.uniform(lo, hi)
 
     # -- StorageHost -------------------------------------------------------
 
@@ -125,7 +130,12 @@ class Activation:
         self.write_seq += 1
         if confirmed:
             self.gate_seq = self.write_seq
-        self.actor.runtime._flusher.mark_dirty(self.actor)
+        if self.in_flight == 0:
+            # No event will pass an output gate soon (a background task or a
+            # blockConcurrencyWhile callback wrote): the flusher commits it.
+            # Events commit their own batch at their reply (see deliver), so
+            # waking the flusher for them would only cost a task switch.
+            self.actor.runtime._flusher.mark_dirty(self.actor)
 
     async def wait_durable(self) -> None:
         await self.wait_committed(self.write_seq)
@@ -161,7 +171,35 @@ class Activation:
             raise self.error
 
     async def output_gate(self) -> None:
-        await self.wait_committed(self.gate_seq)
+        await self.commit_through(self.gate_seq)
+
+    async def commit_through(self, seq: int) -> None:
+        """The output gate: return once writes up to ``seq`` are durable.
+
+        The waiter commits the open batch itself instead of waiting for the
+        flusher's next round, one scheduling step after the write, so the
+        batch holds every write that events made meanwhile (group commit).
+        """
+        if self.committed_seq >= seq:
+            return
+        # One scheduling step first: every event runnable now adds its writes
+        # to this batch before it commits (group commit).
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        if self.committed_seq >= seq:
+            return
+        if self.dead:
+            raise self.error
+        actor = self.actor
+        db = actor.db
+        if db is not None and db.dirty and db.can_commit:
+            rt = actor.runtime
+            rt._flusher.forget(actor)
+            try:
+                rt._commit(actor, self)
+            except DurableObjectError as exc:
+                actor.reset(exc, lose_writes=True)
+                raise
+        await self.wait_committed(seq)
 
     # -- concurrency controls (ctx) ------------------------------------------
 
@@ -285,13 +323,18 @@ def remote_error(exc: BaseException) -> BaseException:
 
 
 class StubOrder:
-    """Per-stub FIFO: calls through one stub start in the order they were issued."""
+    """Per-stub FIFO: calls through one stub start in the order they were issued.
 
-    __slots__ = ("_lot", "_next", "_serving")
+    A call that gives up before its turn (its caller was cancelled) is
+    skipped, so it never blocks the calls issued after it.
+    """
+
+    __slots__ = ("_finished", "_lot", "_next", "_serving")
 
     def __init__(self) -> None:
         self._next = 0
         self._serving = 0
+        self._finished: set[int] = set()
         self._lot = trio.lowlevel.ParkingLot()
 
     def take(self) -> int:
@@ -303,18 +346,16 @@ class StubOrder:
         while self._serving != ticket:
             await self._lot.park()
 
-    def advance(self) -> None:
-        self._serving += 1
-        self._lot.unpark_all()
-
-
-class _Box:
-    __slots__ = ("done", "error", "value")
-
-    def __init__(self) -> None:
-        self.done = trio.Event()
-        self.value: Any = None
-        self.error: BaseException | None = None
+    def done(self, ticket: int) -> None:
+        """The call holding ``ticket`` has started (or given up)."""
+        self._finished.add(ticket)
+        advanced = False
+        while self._serving in self._finished:
+            self._finished.discard(self._serving)
+            self._serving += 1
+            advanced = True
+        if advanced:
+            self._lot.unpark_all()
 
 
 class Actor:
@@ -412,48 +453,53 @@ class Actor:
     ) -> T:
         """Deliver one event and return its result, once the output gate allows.
 
-        The handler runs in a task of the runtime, not the caller's, so a
-        caller that gives up (or an object that crashes while calling us)
-        does not cancel it.
+        The handler runs in the caller's task (a task per event would cost
+        more than the event), shielded from the caller's cancellation: a
+        caller that gives up never cuts an object's handler in the middle,
+        which production never does either; the caller sees its
+        cancellation once the handler has finished. Resets (crash, abort,
+        eviction) still cancel the handler through its own scope.
         """
         caller = _current.get()
         if caller is not None and not caller.dead:
             # Output gate on outbound calls: a call that follows a write waits for it.
             await caller.output_gate()
-        ticket = order.take() if order is not None else None
-        box = _Box()
-        self.runtime._nursery.start_soon(self._event_task, invoke, visible_id, order, ticket, box)
-        await box.done.wait()
+        act = await self._enter(visible_id, order)
+        result: Any = None
+        failure: BaseException | None = None
+        # One scope, shielded from the caller's cancellation; a reset cancels
+        # it directly (cancelling a shielded scope still cancels its body).
+        with trio.CancelScope(shield=True) as scope:
+            act.scopes.add(scope)
+            try:
+                token = _current.set(act)
+                try:
+                    result = await invoke(act)
+                except DurableObjectAbort:
+                    pass  # the activation is already reset; report its error below
+                except Exception as exc:
+                    failure = exc
+                finally:
+                    _current.reset(token)
+                if not act.dead:
+                    # The reply (value or error) waits for the writes made before it.
+                    await act.commit_through(act.gate_seq)
+            finally:
+                act.scopes.discard(scope)
+                self._end_event(act)
+        if act.dead:
+            raise act.error
         if caller is not None and caller.gate_closers > 0 and _in_bcw.get() is not caller:
-            # The response is an event for the caller: it waits while the
-            # caller's input gate is held by someone else (blockConcurrencyWhile).
+            # The reply is an event for the caller: it waits while someone
+            # else holds the caller's input gate (blockConcurrencyWhile).
             await caller.actor.wait_gate()
-        if box.error is not None:
-            raise box.error
-        return box.value  # type: ignore[no-any-return]
+        if failure is not None:
+            raise remote_error(failure) from None
+        return result  # type: ignore[no-any-return]
 
-    async def _event_task(
-        self,
-        invoke: Callable[[Activation], Awaitable[Any]],
-        visible_id: DurableObjectId,
-        order: StubOrder | None,
-        ticket: int | None,
-        box: _Box,
-    ) -> None:
-        try:
-            box.value = await self._run_event(invoke, visible_id, order, ticket)
-        except Exception as exc:
-            box.error = exc
-        finally:
-            box.done.set()
-
-    async def _run_event(
-        self,
-        invoke: Callable[[Activation], Awaitable[T]],
-        visible_id: DurableObjectId,
-        order: StubOrder | None,
-        ticket: int | None,
-    ) -> T:
+    async def _enter(self, visible_id: DurableObjectId, order: StubOrder | None) -> Activation:
+        """Wait for this call's turn on its stub and for the input gate; activate if needed."""
+        ticket = order.take() if order is not None else None
         try:
             if order is not None and ticket is not None:
                 await order.wait_turn(ticket)
@@ -476,33 +522,10 @@ class Actor:
             finally:
                 self.queued -= 1
             self._begin_event(act)
+            return act
         finally:
-            if order is not None:
-                order.advance()
-        token = _current.set(act)
-        failure: BaseException | None = None
-        result: Any = None
-        try:
-            with trio.CancelScope() as scope:
-                act.scopes.add(scope)
-                try:
-                    result = await invoke(act)
-                except DurableObjectAbort:
-                    pass  # the activation is already reset; report its error below
-                except Exception as exc:
-                    failure = exc
-                finally:
-                    act.scopes.discard(scope)
-        finally:
-            _current.reset(token)
-            self._end_event(act)
-        if act.dead:
-            raise act.error
-        # Errors are outputs too: both wait for earlier writes.
-        await act.output_gate()
-        if failure is not None:
-            raise remote_error(failure) from None
-        return result  # type: ignore[no-any-return]
+            if order is not None and ticket is not None:
+                order.done(ticket)
 
     def _begin_event(self, act: Activation) -> None:
         act.in_flight += 1
@@ -510,49 +533,61 @@ class Actor:
         self.runtime._events += 1
         if self.lifecycle.state is not ObjectState.ACTIVE:
             self.lifecycle.apply(Transition.EVENT)
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
-            self.idle_timer = None
+        # The idle timer stays armed: when it fires it re-checks last_active,
+        # which is cheaper than re-arming it for every event.
 
     def _end_event(self, act: Activation) -> None:
         act.in_flight -= 1
+        if act.in_flight == 0 and not act.dead:
+            db = self.db
+            if db is not None and db.dirty:
+                # allowUnconfirmed writes, or writes of background work made
+                # while events were in flight: nothing else will commit them.
+                self.runtime._flusher.mark_dirty(self)
         self.last_active = trio.current_time()
         if act is self.act and act.in_flight == 0:
             self.lifecycle.apply(Transition.IDLE)
-            self.schedule_idle()
+            if self.idle_timer is None:
+                self.schedule_idle()
 
     # -- idle, hibernation, eviction ------------------------------------------
 
     def schedule_idle(self) -> None:
-        """(Re)arm the idle timer: hibernate if nothing pins us, else evict later."""
+        """Arm the idle timer: hibernate if nothing pins us, else evict later.
+
+        The deadline counts from the end of the last event. An armed timer
+        that fires no later than the new deadline is kept: it re-checks when
+        it fires.
+        """
         act = self.act
         if act is None or act.in_flight:
             return
-        if self.idle_timer is not None:
-            self.idle_timer.cancel()
         cfg = self.runtime.config
-        if act.pinned:
-            lo, hi = cfg.evict_after
-            delay = self.runtime.rng.uniform(lo, hi)
-        else:
-            delay = cfg.hibernate_after
+        delay = act.evict_delay if act.pinned else cfg.hibernate_after
         deadline = max(trio.current_time(), self.last_active + delay)
+        timer = self.idle_timer
+        if timer is not None:
+            if timer.deadline <= deadline:
+                return
+            timer.cancel()
         self.idle_timer = self.runtime.scheduler.call_at(deadline, self._idle_timeout, act)
 
     def _idle_timeout(self, act: Activation) -> None:
         self.idle_timer = None
         if act is not self.act or act.in_flight:
-            return
-        if act.pinned:
+            return  # the event in flight re-arms the timer when it ends
+        cfg = self.runtime.config
+        delay = act.evict_delay if act.pinned else cfg.hibernate_after
+        if trio.current_time() < self.last_active + delay:
+            self.schedule_idle()  # events came meanwhile: not idle long enough yet
+        elif act.pinned:
             self.evict()
         elif self.runtime._may_hibernate(self):
             self.hibernate()
         else:
             self.schedule_idle()
 
-    def _end_activation(
-        self, error: BaseException, transition: Transition, *, lose_writes: bool
-    ) -> None:
+    def _end_activation(self, error: BaseException, transition: Transition, *, lose_writes: bool) -> None:
         act = self.act
         if self.idle_timer is not None:
             self.idle_timer.cancel()

@@ -30,6 +30,10 @@ __all__ = ["Scheduler", "TimerHandle"]
 log = logging.getLogger("shardsim.scheduler")
 
 
+def _noop() -> None:
+    pass
+
+
 class TimerHandle:
     """A scheduled callback; :meth:`cancel` is idempotent."""
 
@@ -56,7 +60,14 @@ class TimerHandle:
     def cancel(self) -> None:
         if not self.cancelled:
             self.cancelled = True
-            self._scheduler._dead += 1
+            # Drop references now: a cancelled entry may sit in the heap for a
+            # while, and must not keep a hibernated object's instance alive.
+            self._fn = _noop
+            self._args = ()
+            scheduler = self._scheduler
+            scheduler._dead += 1
+            if scheduler._dead > 64 and scheduler._dead * 2 > len(scheduler._heap):
+                scheduler._compact()
 
 
 class Scheduler:
@@ -101,9 +112,11 @@ class Scheduler:
                 self._dead -= 1
                 continue
             handle.cancelled = True  # a fired timer cannot be cancelled into _dead
+            fn, args = handle._fn, handle._args
+            handle._fn, handle._args = _noop, ()
             self.fired += 1
             try:
-                handle._fn(*handle._args)
+                fn(*args)
             except Exception:
                 log.exception("timer callback %r failed", handle._fn)
         if self._dead > 64 and self._dead * 2 > len(heap):
