@@ -600,7 +600,21 @@ class ObjectDatabase:
         if self._conn is None and not self._file_exists():
             return 0
         conn = self.write_connection()
-        count = conn.execute("DELETE FROM _cf_KV").rowcount
+        # All or nothing, like production's deleteAll on SQLite: a failure part-way (a drop
+        # SQLite refuses) undoes the whole call and leaves the rest of the batch alone.
+        conn.execute("SAVEPOINT _cf_delete_all")
+        try:
+            count = self._delete_all_in(conn, delete_alarm=delete_alarm)
+        except Exception:
+            conn.execute("ROLLBACK TO _cf_delete_all")
+            conn.execute("RELEASE _cf_delete_all")
+            raise
+        conn.execute("RELEASE _cf_delete_all")
+        return count
+
+    @staticmethod
+    def _delete_all_in(conn: sqlite3.Connection, *, delete_alarm: bool) -> int:
+        count: int = conn.execute("DELETE FROM _cf_KV").rowcount
         if delete_alarm:
             conn.execute("DELETE FROM _cf_METADATA WHERE name = ?", (_ALARM,))
         rows = conn.execute(
@@ -608,10 +622,17 @@ class ObjectDatabase:
             "WHERE name NOT LIKE '\\_cf\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'"
         ).fetchall()
         # Triggers and views first, then indexes, then tables; IF EXISTS because dropping a
-        # table also drops its own indexes and triggers.
+        # table also drops its own indexes and triggers. Foreign keys between user tables
+        # (when the user turned them on) are deferred, so the drop order does not matter:
+        # once every table is gone, nothing is left to violate.
         order = {"trigger": 0, "view": 1, "index": 2, "table": 3}
-        for kind, name in sorted(rows, key=lambda r: order.get(r[0], 4)):
-            if kind in order:
-                quoted = '"' + name.replace('"', '""') + '"'
-                conn.execute(f"DROP {kind.upper()} IF EXISTS {quoted}")
+        deferred = conn.execute("PRAGMA defer_foreign_keys").fetchone()[0]
+        conn.execute("PRAGMA defer_foreign_keys = ON")
+        try:
+            for kind, name in sorted(rows, key=lambda r: order.get(r[0], 4)):
+                if kind in order:
+                    quoted = '"' + name.replace('"', '""') + '"'
+                    conn.execute(f"DROP {kind.upper()} IF EXISTS {quoted}")
+        finally:
+            conn.execute(f"PRAGMA defer_foreign_keys = {1 if deferred else 0}")
         return count

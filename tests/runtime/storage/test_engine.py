@@ -319,6 +319,52 @@ def test_delete_all_drops_user_objects_and_keeps_internal_tables(db: ObjectDatab
     assert db.get_alarm() is None
 
 
+def test_delete_all_with_foreign_keys_between_user_tables(db: ObjectDatabase) -> None:
+    """With foreign keys on, tables are dropped whatever order they were created in."""
+    db.kv_put_many([("a", b"1")])
+    db.commit()
+    conn = db.read_connection()
+    assert conn is not None
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn = db.write_connection()
+    conn.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    conn.execute("CREATE TABLE child (id INTEGER PRIMARY KEY, p INTEGER REFERENCES parent(id))")
+    conn.execute("INSERT INTO parent VALUES (1)")
+    conn.execute("INSERT INTO child VALUES (1, 1)")
+    db.commit()
+    assert db.delete_all(delete_alarm=True) == 1
+    db.commit()
+    conn = db.write_connection()
+    assert conn.execute("PRAGMA defer_foreign_keys").fetchone()[0] == 0  # restored
+    assert (
+        conn.execute("SELECT count(*) FROM sqlite_master WHERE name IN ('parent', 'child')").fetchone()[0]
+        == 0
+    )
+    db.rollback()
+
+
+def test_delete_all_is_all_or_nothing(db: ObjectDatabase) -> None:
+    """If a drop fails part-way, nothing of the deleteAll happens; earlier batch writes stay."""
+    db.kv_put_many([("a", b"1")])
+    db.commit()
+    conn = db.write_connection()
+    conn.execute("CREATE TABLE t (x)")
+    db.kv_put_many([("b", b"2")])
+
+    def refuse_drops(action: int, *args: object) -> int:
+        return sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_DROP_TABLE else sqlite3.SQLITE_OK
+
+    conn.set_authorizer(refuse_drops)
+    try:
+        with pytest.raises(StorageError, match=r"not authorized"):
+            db.delete_all(delete_alarm=True)
+    finally:
+        conn.set_authorizer(None)
+    assert dirty(db)
+    assert db.kv_get_many(["a", "b"]) == [("a", b"1"), ("b", b"2")]
+    db.commit()
+
+
 def test_alarm_is_written_in_the_batch(db: ObjectDatabase) -> None:
     """set_alarm joins the open batch: a rollback undoes it with the other writes."""
     db.set_alarm(1000)
