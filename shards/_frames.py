@@ -45,7 +45,8 @@ A delta ``d`` is a dict, made by :func:`make_delta` and read by
   delta is told from a dict delta.
 
 Values compare by type as well as value (``1``, ``1.0`` and ``True`` differ),
-so a client sees the same types in a delta stream as in full frames.
+so a client sees the same types in a delta stream as in full frames. Tuples
+are compared as the lists both formats turn them into.
 """
 
 from __future__ import annotations
@@ -270,6 +271,8 @@ def _diff(old: object, new: object) -> dict[str, Any] | None:
     """
     if old is new:
         return None
+    if type(new) is tuple:
+        new = list(new)
     if type(old) is dict and type(new) is dict:
         sets: dict[str, Any] = {}
         subs: dict[str, Any] = {}
@@ -279,6 +282,9 @@ def _diff(old: object, new: object) -> dict[str, Any] | None:
                 continue
             ov = old[k]
             tv = type(v)
+            if tv is tuple:  # the client received a list; compare as one
+                tv = list
+                v = list(v)
             if tv is not type(ov):
                 sets[k] = v
             elif tv is dict or tv is list:
@@ -307,6 +313,9 @@ def _diff(old: object, new: object) -> dict[str, Any] | None:
                 continue
             ov = old[i]
             tv = type(v)
+            if tv is tuple:  # the client received a list; compare as one
+                tv = list
+                v = list(v)
             if tv is not type(ov):
                 lsets[str(i)] = v
             elif tv is dict or tv is list:
@@ -341,7 +350,7 @@ def make_delta(old: object, new: object) -> dict[str, Any]:
         return d
     if type(new) is dict:
         return {}
-    if type(new) is list:
+    if type(new) is list or type(new) is tuple:
         return {"len": len(new)}
     return {"value": new}
 

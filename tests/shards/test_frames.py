@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 from typing import Any
@@ -77,6 +78,35 @@ def test_msgpack_refusals_name_the_problem(snapshot: object, problem: str) -> No
         encode_frame(1, snapshot, "msgpack")
 
 
+class _Level(enum.IntEnum):
+    HIGH = 2
+
+
+def test_the_problem_is_found_after_valid_values() -> None:
+    ok: list[Any] = [None, True, 1, "s", 1.5, {"a": 1}, [1], (2,)]
+    with pytest.raises(SnapshotError, match=r"^cannot encode the snapshot as JSON: snapshot\[9\] is NaN; "):
+        encode_frame(1, [*ok, _Level.HIGH, math.nan], "json")
+    with pytest.raises(
+        SnapshotError, match=r"^cannot encode the snapshot as msgpack: snapshot\[9\] is a set; "
+    ):
+        encode_frame(1, [*ok, b"x", {1}], "msgpack")
+    with pytest.raises(
+        SnapshotError,
+        match=r"^cannot encode the snapshot as msgpack: snapshot key frozenset\(\) is a frozenset; ",
+    ):
+        encode_frame(1, {frozenset(): 1}, "msgpack")
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+def test_reference_cycles_are_named(fmt: Any) -> None:
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    with pytest.raises(
+        SnapshotError, match=r"^cannot encode the snapshot as .*: snapshot(\[0\])+ nests too deeply"
+    ):
+        encode_frame(1, cycle, fmt)
+
+
 @pytest.mark.parametrize("fmt", ["json", "msgpack"])
 def test_a_failed_encoding_leaves_no_residue(fmt: Any) -> None:
     with pytest.raises(SnapshotError):
@@ -133,9 +163,23 @@ def test_delta_of_equal_values_is_empty_and_json_friendly() -> None:
     assert make_delta({"a": [1]}, {"a": [1]}) == {}
     assert make_delta([1, 2], [1, 2]) == {"len": 2}
     assert make_delta(3, 3) == {"value": 3}
+    big = int("7" * 30)
+    assert make_delta(int("7" * 30), big) == {"value": big}
     assert make_delta(3, "x") == {"value": "x"}
     assert make_delta({"a": 1}, [1]) == {"value": [1]}
     json.dumps(make_delta({"l": [1, 2]}, {"l": [1, 3, 4]}))
+
+
+def test_tuples_diff_as_lists() -> None:
+    assert make_delta({"t": [1, 2]}, {"t": (1, 3)}) == {"sub": {"t": {"len": 2, "set": {"1": 3}}}}
+    assert make_delta([[1]], ((1,),)) == {"len": 1}
+    assert make_delta([1], (1,)) == {"len": 1}
+
+
+def test_delta_of_the_same_object() -> None:
+    value = {"a": [1, {"b": 2}]}
+    assert make_delta(value, value) == {}
+    assert make_delta({"x": value}, {"x": value}) == {}
 
 
 def test_delta_compares_types() -> None:

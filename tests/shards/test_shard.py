@@ -209,6 +209,7 @@ def test_shard_constructor_checks_its_arguments() -> None:
 
 def test_add_and_remove_subscribers() -> None:
     shard = make()
+    assert shard.shard_id == "s1"
     shard.add_subscriber("a")
     shard.add_subscriber("b", format="msgpack", delta=True)
     assert shard.subscriber_ids() == ("a", "b")
@@ -602,6 +603,37 @@ def test_snapshot_error_fails_the_frames_cleanly() -> None:
     assert frame(result, "d") == {"base": 1, "delta": {"set": {"count": 3, "x": 2.0}}}
     assert result.persist is not None  # the record due at tick 2 comes now
     assert decode_shard_state(result.persist).tick == 3
+
+
+def test_snapshot_error_on_the_shared_path() -> None:
+    class Nan(Counter):
+        def snapshot(self) -> Any:
+            return {"v": math.nan}
+
+    shard = make(Nan())
+    shard.add_subscriber("m", format="msgpack")
+    shard.add_subscriber("j")
+    message = (
+        "shard 's1' tick 1, subscriber 'j': cannot encode the snapshot as JSON: "
+        "snapshot['v'] is NaN; JSON allows only finite numbers"
+    )
+    with pytest.raises(SnapshotError, match=f"^{re.escape(message)}$"):
+        shard.run_tick(0.0)
+    assert shard.statistics().frames_built == 0
+
+
+def test_delta_base_copy_survives_values_msgpack_cannot_carry() -> None:
+    class Big(Counter):
+        def snapshot(self) -> Any:
+            return {"big": 2**70 + self.count, "t": (1, self.count)}
+
+    shard = make(Big())
+    shard.add_subscriber("d", delta=True)
+    assert frame(shard.run_tick(0.0), "d") == {"full": {"big": 2**70 + 1, "t": [1, 1]}}
+    assert frame(shard.run_tick(1.0), "d") == {
+        "base": 1,
+        "delta": {"set": {"big": 2**70 + 2}, "sub": {"t": {"len": 2, "set": {"1": 2}}}},
+    }
 
 
 def test_unpersistable_state_raises_snapshot_error_and_keeps_frame_state() -> None:
