@@ -78,11 +78,13 @@ class ShardConfig:
         max_input_bytes: Largest input, measured encoded with the shared codec
             (:class:`~shards.InputTooLarge` above).
         idle_ticks_before_shutdown: After this many consecutive ticks with no
-            subscriber and no input, :attr:`TickResult.idle_shutdown` is set.
-            ``0`` disables idle shutdown.
+            subscriber and no input, :attr:`TickResult.idle_shutdown` is set
+            (default 1200: a minute at 20 Hz). ``0`` disables idle shutdown.
+            A host that stops ticking when the shard is quiet never gets
+            there; this is for hosts that keep ticking an empty shard.
         persist_every_ticks: A persistence record is returned every this many
-            ticks (as well as on finish, idle shutdown and going quiet).
-            ``0`` disables the periodic record.
+            ticks (default 100: every 5 s at 20 Hz), as well as on finish,
+            idle shutdown and going quiet. ``0`` disables the periodic record.
         snapshot_format: Format of subscribers that do not choose one.
         replay_log_ticks: Keep a :class:`~shards.ReplayLog` of this many
             ticks. ``0`` keeps none.
@@ -723,7 +725,9 @@ class Shard:
                 or the state cannot be persisted. The tick itself has happened
                 (inputs applied, tick number advanced), but no subscriber's
                 frame state moved: delta bases stay on the last frame built,
-                and a record that was due is returned by the next tick.
+                and a record that was due is returned by the next tick (if
+                the simulation finished in this tick there is no next tick:
+                check :attr:`finished` and call :meth:`persist_now`).
         """
         self._check_running("run a tick")
         if type(now) not in (int, float) or not math.isfinite(now):
