@@ -366,6 +366,10 @@ class Actor:
         "_gate_lot",
         "act",
         "activations",
+        "alarm_retry",
+        "alarm_running",
+        "alarm_timer",
+        "alarm_touched",
         "binding",
         "db",
         "events",
@@ -390,6 +394,10 @@ class Actor:
         self.activations = 0
         self.queued = 0
         self.last_active = 0.0
+        self.alarm_timer: TimerHandle | None = None
+        self.alarm_running = False
+        self.alarm_retry = 0
+        self.alarm_touched = False
 
     def __repr__(self) -> str:
         return f"<{self.binding} {self.id.toString()[:12]}… {self.lifecycle.state.value}>"
@@ -420,6 +428,12 @@ class Actor:
         if self.db is None:
             self.db = self.runtime._open_database(self)
         return self.db
+
+    def close_idle_database(self) -> None:
+        """Release the database of an object that is not live (nothing to commit)."""
+        if self.act is None and self.db is not None and not self.db.dirty:
+            self.db.close()
+            self.db = None
 
     def activate(self, visible_id: DurableObjectId) -> Activation:
         """Construct the instance (runs the user's constructor)."""

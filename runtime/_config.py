@@ -28,6 +28,14 @@ class RuntimeConfig:
     block_concurrency_timeout: float = 30.0
     #: How long ctx.waitUntil() may keep an object alive (1.33).
     wait_until_limit: float = 900.0
+    #: Wall-clock limit of one alarm() invocation (3.14).
+    alarm_time_limit: float = 900.0
+    #: Retries of a failing alarm (3.8: ALARM_RETRY_MAX_TRIES).
+    alarm_max_retries: int = 6
+    #: First retry delay; each retry doubles it (3.8: 2, 4, 8, 16, 32, 64 s).
+    alarm_retry_base: float = 2.0
+    #: Jitter added to a retry delay, as a fraction of it (3.8: up to 25 %).
+    alarm_retry_jitter: float = 0.25
     #: Events waiting at one object's input gate before callers get an overload error (1.53, 9.40).
     max_queued_events: int = 1000
     #: Serialized RPC argument/result limit in bytes (1.19).

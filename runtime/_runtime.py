@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import re
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ import trio
 from shards._errors import DurableObjectError, StorageError
 
 from ._actor import Activation, Actor, reset_error
+from ._alarms import AlarmManager
 from ._clock import RuntimeClock
 from ._config import RuntimeConfig
 from ._ids import DurableObjectId, IdFactory
@@ -47,6 +49,7 @@ log = logging.getLogger("shardsim.runtime")
 T = TypeVar("T")
 
 CRASH_MESSAGE = "Network connection lost."
+_HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 
 
 class Env:
@@ -156,8 +159,10 @@ class Runtime:
         self._nursery: trio.Nursery = None  # type: ignore[assignment]  # set by open_runtime
         self.scheduler = Scheduler()
         self._flusher = _Flusher(self)
+        self._alarms = AlarmManager(self)
         self._pool = ConnectionPool(config.max_open_databases)
         self.clock: RuntimeClock = None  # type: ignore[assignment]  # set by open_runtime
+        self._persistent = False
         self._events = 0
         self._commits = 0
         self._committed_writes = 0
@@ -197,6 +202,7 @@ class Runtime:
             act,
             self._limits[actor.binding],
             compat_delete_all_deletes_alarm=self.config.delete_all_deletes_alarm,
+            now_ms=self.clock.now_ms,
         )
 
     def _commit(self, actor: Actor, act: Activation) -> None:
@@ -223,10 +229,13 @@ class Runtime:
         return True
 
     def _activation_ended(self, actor: Actor, transition: Transition) -> None:
-        pass
+        if transition is Transition.RESET:
+            # A rollback may have undone a setAlarm/deleteAlarm: trust the database.
+            self._alarms.resync(actor)
+            actor.close_idle_database()
 
     def _alarm_changed(self, actor: Actor, scheduled_ms: int | None) -> None:
-        pass
+        self._alarms.changed(actor, scheduled_ms)
 
     def _actor_of(self, stub: DurableObjectStub) -> Actor:
         if not isinstance(stub, DurableObjectStub) or stub._runtime is not self:
@@ -289,11 +298,22 @@ class Runtime:
         ns = self._namespaces.get(binding)
         if ns is None:
             raise KeyError(f"no Durable Object binding named {binding!r}")
-        hexes = {hex_id for (b, hex_id) in self._actors if b == binding}
+        hexes = {hex_id for (b, hex_id), actor in self._actors.items() if b == binding and actor.activations}
         folder = self._root / "do" / binding
         if folder.is_dir():
-            hexes.update(p.stem for p in folder.glob("*.sqlite"))
+            hexes.update(p.stem for p in folder.glob("*.sqlite") if _HEX_ID.match(p.stem))
         return [ns.idFromString(h) for h in sorted(hexes)]
+
+    async def run_alarm(self, stub: DurableObjectStub) -> bool:
+        """Run the object's pending alarm now, due or not; returns whether one ran."""
+        return await self._alarms.run(self._actor_of(stub), True)
+
+    def get_alarm(self, stub: DurableObjectStub) -> int | None:
+        """The object's stored alarm time (ms since the epoch), or None."""
+        actor = self._actor_of(stub)
+        ms = actor.database().get_alarm()
+        actor.close_idle_database()
+        return ms
 
     async def hibernate(self, stub: DurableObjectStub) -> None:
         """Hibernate the object now, as after 10 idle seconds (in-flight events are cut)."""
@@ -315,11 +335,24 @@ class Runtime:
         self._flusher.flush_all()
         await trio.lowlevel.checkpoint()
 
+    def _load_alarms(self) -> None:
+        for binding in self._classes:
+            self._alarms.load(binding, self._root / "do" / binding)
+
     async def _close(self) -> None:
         self._flusher.flush_all()
         for actor in list(self._actors.values()):
             if actor.act is not None:
                 actor.evict()
+        if self._persistent:
+            for binding in self._classes:
+                self._alarms.save(binding, self._root / "do" / binding)
+        # Nothing of this runtime fires after it closed (no alarm leaks into
+        # the next test).
+        for actor in self._actors.values():
+            if actor.alarm_timer is not None:
+                actor.alarm_timer.cancel()
+                actor.alarm_timer = None
         self._pool.close_all()
 
 
@@ -375,6 +408,7 @@ async def open_runtime(
             objects=objects, vars=vars, root=root, config=config, rng=_runtime_rng(seed, root, tmp is None)
         )
         rt.clock = RuntimeClock(config.epoch_ms)
+        rt._persistent = tmp is None
         token = rt.clock.install()
         # The body's own exception is re-raised outside the nursery, so users
         # see their error, not an ExceptionGroup wrapping it.
@@ -384,6 +418,8 @@ async def open_runtime(
                 rt._nursery = nursery
                 await nursery.start(rt.scheduler.run)
                 await nursery.start(rt._flusher.run)
+                # Alarms that came due while the runtime was down fire on start.
+                rt._load_alarms()
                 try:
                     yield rt
                 except BaseException as exc:

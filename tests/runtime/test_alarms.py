@@ -1,0 +1,313 @@
+"""Alarms: production's rules, under the virtual clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+import pytest
+import trio
+
+from runtime import DurableObject, ObjectResetError, StorageError, now_ms, open_runtime
+
+from .conftest import EPOCH_MS, config
+
+LOG: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> None:
+    LOG.clear()
+
+
+class Ticker(DurableObject):
+    """Re-arms itself every second, like a shard ticking by alarm."""
+
+    async def start(self, every_ms: int, times: int) -> None:
+        self.ctx.storage.put("every", every_ms)
+        self.ctx.storage.put("left", times)
+        self.ctx.storage.setAlarm(now_ms() + every_ms)
+
+    async def alarm(self, info) -> None:
+        LOG.append(("alarm", now_ms() - EPOCH_MS, info.retryCount, await self.ctx.storage.getAlarm()))
+        left = await self.ctx.storage.get("left") - 1
+        self.ctx.storage.put("left", left)
+        if left > 0:
+            self.ctx.storage.setAlarm(now_ms() + await self.ctx.storage.get("every"))
+
+    async def get_alarm(self) -> int | None:
+        return await self.ctx.storage.getAlarm()
+
+    async def set_alarm(self, when: Any) -> None:
+        await self.ctx.storage.setAlarm(when)
+
+    async def delete_alarm(self) -> None:
+        await self.ctx.storage.deleteAlarm()
+
+
+async def test_alarm_fires_at_its_time_and_can_rearm(autojump_clock) -> None:
+    async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
+        stub = rt.env.T.getByName("t")
+        await stub.start(1000, 3)
+        assert await stub.get_alarm() == EPOCH_MS + 1000
+        await trio.sleep(10)
+        # getAlarm() inside the handler: None unless re-armed (it re-arms after the read)
+        assert LOG == [("alarm", 1000, 0, None), ("alarm", 2000, 0, None), ("alarm", 3000, 0, None)]
+        assert await stub.get_alarm() is None
+
+
+async def test_alarm_in_the_past_fires_at_once_and_datetimes_work(autojump_clock) -> None:
+    async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
+        stub = rt.env.T.getByName("t")
+        await stub.start(1000, 1)
+        await stub.set_alarm(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+        # production stores a past time as "now"
+        assert await stub.get_alarm() == EPOCH_MS
+        await trio.sleep(0.001)
+        assert LOG == [("alarm", 0, 0, None)]
+
+
+async def test_delete_alarm_cancels_a_pending_alarm(autojump_clock) -> None:
+    async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
+        stub = rt.env.T.getByName("t")
+        await stub.start(1000, 5)
+        await stub.delete_alarm()
+        await trio.sleep(60)
+        assert LOG == []
+        assert rt.get_alarm(stub) is None
+
+
+async def test_an_alarm_wakes_a_hibernated_object_running_the_constructor_first(autojump_clock) -> None:
+    class Sleepy(DurableObject):
+        def __init__(self, ctx, env) -> None:
+            super().__init__(ctx, env)
+            LOG.append("constructed")
+
+        async def arm(self) -> None:
+            self.ctx.storage.setAlarm(now_ms() + 60_000)
+
+        async def alarm(self) -> None:  # the info argument is optional
+            LOG.append("alarm")
+
+    async with open_runtime(objects={"S": Sleepy}, config=config()) as rt:
+        stub = rt.env.S.getByName("s")
+        await stub.arm()
+        await trio.sleep(30)
+        assert rt.state_of(stub) == "hibernated"
+        await trio.sleep(31)
+        assert LOG == ["constructed", "constructed", "alarm"]
+
+
+async def test_a_constructor_that_sets_the_alarm_unconditionally_clobbers_it(autojump_clock) -> None:
+    """Gotcha 2."""
+
+    class Clobber(DurableObject):
+        def __init__(self, ctx, env) -> None:
+            super().__init__(ctx, env)
+            ctx.storage.setAlarm(now_ms() + 100_000)
+
+        async def ping(self) -> None:
+            pass
+
+        async def alarm(self) -> None:
+            LOG.append(now_ms() - EPOCH_MS)
+
+    async with open_runtime(objects={"C": Clobber}, config=config()) as rt:
+        stub = rt.env.C.getByName("c")
+        await stub.ping()  # alarm at +100 s
+        await trio.sleep(50)
+        await rt.hibernate(stub)
+        await rt.env.C.getByName("c").ping()  # the constructor pushes it to +150 s
+        await trio.sleep(200)
+        assert LOG == [150_000]
+
+
+async def test_failed_alarm_retries_with_backoff_then_gives_up(autojump_clock) -> None:
+    class Failing(DurableObject):
+        async def arm(self) -> None:
+            self.ctx.storage.setAlarm(now_ms() + 1000)
+
+        async def alarm(self, info) -> None:
+            self.ctx.storage.put(f"attempt{info.retryCount}", True)  # kept despite the failure
+            LOG.append((trio.current_time(), info.retryCount, info.isRetry))
+            raise RuntimeError("flaky")
+
+        async def keys(self) -> list[str]:
+            return list(await self.ctx.storage.list())
+
+    async with open_runtime(objects={"F": Failing}, config=config(), seed=11) as rt:
+        stub = rt.env.F.getByName("f")
+        t0 = trio.current_time()
+        await stub.arm()
+        await trio.sleep(1.5)
+        # during the backoff getAlarm() reports the original (past) time
+        assert rt.get_alarm(stub) == EPOCH_MS + 1000
+        await trio.sleep(400)
+        times = [t - t0 for t, _, _ in LOG]
+        assert [r for _, r, _ in LOG] == [0, 1, 2, 3, 4, 5, 6]
+        assert [i for _, _, i in LOG] == [False] + [True] * 6
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        for gap, base in zip(gaps, [2, 4, 8, 16, 32, 64], strict=True):
+            assert base <= gap <= base * 1.25 + 1e-9
+        assert rt.get_alarm(stub) is None  # dropped after 6 retries
+        assert len(await stub.keys()) == 7
+
+
+async def test_set_alarm_during_a_failed_run_replaces_the_retry(autojump_clock) -> None:
+    class Rearm(DurableObject):
+        async def arm(self) -> None:
+            self.ctx.storage.setAlarm(now_ms() + 1000)
+
+        async def alarm(self, info) -> None:
+            LOG.append((now_ms() - EPOCH_MS, info.retryCount))
+            if len(LOG) == 1:
+                self.ctx.storage.setAlarm(now_ms() + 10_000)
+                raise RuntimeError("boom")
+
+    async with open_runtime(objects={"R": Rearm}, config=config()) as rt:
+        await rt.env.R.getByName("r").arm()
+        await trio.sleep(60)
+        assert LOG == [(1000, 0), (11_000, 0)]
+
+
+async def test_abort_in_an_alarm_retries_unless_told_not_to(autojump_clock) -> None:
+    class Aborting(DurableObject):
+        async def arm(self, retry: bool) -> None:
+            self.ctx.storage.put("retry", retry)
+            self.ctx.storage.setAlarm(now_ms() + 1000)
+
+        async def alarm(self, info) -> None:
+            LOG.append(info.retryCount)
+            if info.retryCount == 0:
+                self.ctx.abort("restart", {"retryAlarm": await self.ctx.storage.get("retry")})
+
+    async with open_runtime(objects={"A": Aborting, "B": Aborting}, config=config()) as rt:
+        await rt.env.A.getByName("a").arm(True)
+        await trio.sleep(30)
+        assert LOG == [0, 1]
+        LOG.clear()
+        await rt.env.B.getByName("b").arm(False)
+        await trio.sleep(30)
+        assert LOG == [0]
+
+
+async def test_other_events_flow_while_an_alarm_runs_and_only_one_alarm_runs(autojump_clock) -> None:
+    class Slow(DurableObject):
+        async def arm(self) -> None:
+            self.ctx.storage.setAlarm(now_ms())
+
+        async def alarm(self) -> None:
+            LOG.append("alarm:start")
+            self.ctx.storage.setAlarm(now_ms())  # due at once, but must wait for this run
+            await trio.sleep(5)
+            LOG.append("alarm:end")
+
+        async def ping(self) -> str:
+            LOG.append("ping")
+            return "pong"
+
+    async with open_runtime(objects={"S": Slow}, config=config()) as rt:
+        stub = rt.env.S.getByName("s")
+        await stub.arm()
+        await trio.sleep(1)
+        assert await stub.ping() == "pong"
+        await trio.sleep(5.5)
+        assert LOG[:4] == ["alarm:start", "ping", "alarm:end", "alarm:start"]
+
+
+async def test_crash_mid_alarm_fires_it_again(autojump_clock) -> None:
+    """At least once: the clear of the stored time was never committed."""
+
+    class Crashy(DurableObject):
+        async def arm(self) -> None:
+            self.ctx.storage.setAlarm(now_ms() + 1000)
+
+        async def alarm(self, info) -> None:
+            LOG.append(info.retryCount)
+            if len(LOG) == 1:
+                await trio.sleep(10)
+
+    async with open_runtime(objects={"C": Crashy}, config=config()) as rt:
+        stub = rt.env.C.getByName("c")
+        await stub.arm()
+        await trio.sleep(2)
+        await rt.crash(stub)
+        await trio.sleep(30)
+        assert len(LOG) == 2
+        assert rt.get_alarm(stub) is None
+
+
+async def test_run_alarm_helper_runs_the_pending_alarm_now(autojump_clock) -> None:
+    async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
+        stub = rt.env.T.getByName("t")
+        assert await rt.run_alarm(stub) is False
+        await stub.start(3_600_000, 1)
+        assert await rt.run_alarm(stub) is True
+        assert LOG == [("alarm", 0, 0, None)]
+        assert await rt.run_alarm(stub) is False
+        await trio.sleep(4000)
+        assert len(LOG) == 1
+
+
+async def test_alarms_survive_a_restart_and_overdue_ones_fire_on_start(tmp_path, autojump_clock) -> None:
+    async with open_runtime(objects={"T": Ticker}, state_dir=tmp_path, config=config()) as rt:
+        await rt.env.T.getByName("soon").start(5_000, 1)
+        await rt.env.T.getByName("later").start(3_600_000, 1)
+    assert (tmp_path / "do" / "T" / "alarms.json").exists()
+    # Reopen with the clock 10 s later: "soon" is overdue and fires at once.
+    cfg = config().__class__(epoch_ms=EPOCH_MS + 10_000)
+    async with open_runtime(objects={"T": Ticker}, state_dir=tmp_path, config=cfg) as rt:
+        await trio.sleep(0.01)
+        assert [entry[0] for entry in LOG] == ["alarm"]
+        assert rt.get_alarm(rt.env.T.getByName("later")) == EPOCH_MS + 3_600_000
+
+
+async def test_alarms_survive_a_restart_without_an_index(tmp_path, autojump_clock) -> None:
+    async with open_runtime(objects={"T": Ticker}, state_dir=tmp_path, config=config()) as rt:
+        await rt.env.T.getByName("soon").start(5_000, 1)
+    (tmp_path / "do" / "T" / "alarms.json").unlink()
+    async with open_runtime(objects={"T": Ticker}, state_dir=tmp_path, config=config()):
+        await trio.sleep(6)
+        assert len(LOG) == 1
+
+
+@pytest.mark.parametrize(
+    "bad", ["tomorrow", None, [1], -5, 0], ids=["str", "none", "list", "negative", "zero"]
+)
+async def test_bad_alarm_times_are_refused_and_nothing_is_written(bad, autojump_clock) -> None:
+    async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
+        stub = rt.env.T.getByName("t")
+        with pytest.raises((TypeError, ValueError)):
+            await stub.set_alarm(bad)
+        assert rt.get_alarm(stub) is None
+
+
+async def test_unawaited_set_alarm_is_rolled_back_by_a_crash(autojump_clock) -> None:
+    from runtime._actor import reset_error
+
+    async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
+        stub = rt.env.T.getByName("t")
+
+        def arm_then_crash(inst, ctx) -> None:
+            ctx.storage.setAlarm(now_ms() + 1000)
+            rt._actor_of(stub).reset(reset_error("Network connection lost."), lose_writes=True)
+
+        with pytest.raises(ObjectResetError):
+            await rt.run_in_object(stub, arm_then_crash)
+        await trio.sleep(5)
+        assert LOG == []
+        assert rt.get_alarm(stub) is None
+
+
+async def test_failed_commit_of_an_alarm_write_resets(autojump_clock) -> None:
+    async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
+        stub = rt.env.T.getByName("t")
+        await stub.start(1000, 1)
+        db = rt._actor_of(stub).db
+        assert db is not None
+        db.fail_next_commit("disk full")
+        with pytest.raises(ObjectResetError, match=r"^Internal error in Durable Object storage") as info:
+            await stub.set_alarm(now_ms() + 50_000)
+        assert isinstance(info.value.__cause__, StorageError)
+        assert rt.get_alarm(rt.env.T.getByName("t")) == EPOCH_MS + 1000
