@@ -10,6 +10,7 @@ from collections.abc import Sequence
 SUITES: dict[str, str] = {
     "core": "bench.core",
     "runtime": "bench.runtime",
+    "alarms": "bench.alarms",
 }
 
 

@@ -434,7 +434,7 @@ class Request(_BodyReader):
 
     def __init__(
         self,
-        input: str | Request,  # noqa: A002 - production's parameter name
+        input: str | Request,
         *,
         method: str | None = None,
         headers: HeadersInit | None = None,

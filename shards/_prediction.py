@@ -291,7 +291,7 @@ class Reconciler(Generic[StateT, InputT]):
             ignored_acks=self._ignored,
         )
 
-    def predict(self, input: InputT) -> int:  # noqa: A002 - mirrors SimState.apply_input
+    def predict(self, input: InputT) -> int:
         """Apply ``input`` to the predicted state and keep it pending.
 
         Returns:

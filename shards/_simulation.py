@@ -43,7 +43,7 @@ class SimState:
         del shard_id
         return cls()
 
-    def apply_input(self, subscriber_id: str, input: Any, now: float) -> None:  # noqa: A002 - the documented hook signature
+    def apply_input(self, subscriber_id: str, input: Any, now: float) -> None:
         """Apply one input from ``subscriber_id``; ``now`` is the tick time in seconds."""
         raise NotImplementedError(f"{type(self).__name__} must implement apply_input()")
 
@@ -75,7 +75,7 @@ class SimState:
         """
         return auth.admin or subscriber_id == auth.user_id
 
-    def authorize_input(self, subscriber_id: str, auth: ShardAuth, input: Any) -> bool:  # noqa: A002
+    def authorize_input(self, subscriber_id: str, auth: ShardAuth, input: Any) -> bool:
         """Return whether ``auth`` may send ``input`` as ``subscriber_id``. Default: allow."""
         del subscriber_id, auth, input
         return True
