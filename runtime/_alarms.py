@@ -129,8 +129,7 @@ class AlarmManager:
         if actor.alarm_running:
             return False
         rt = self._rt
-        db = actor.database()
-        scheduled = db.get_alarm()
+        scheduled = actor.database().get_alarm()
         if scheduled is None:
             return False
         now_ms = rt.clock.now_ms()
@@ -152,8 +151,7 @@ class AlarmManager:
         async def invoke(act: Activation) -> None:
             ran.append(act)
             # getAlarm() is None while the handler runs unless it re-arms.
-            act_db = actor.database()
-            act_db.set_alarm(None)
+            actor.database().set_alarm(None)
             act.wrote(confirmed=True)
             handler = getattr(act.instance, "alarm", None)
             if handler is None:
@@ -196,7 +194,8 @@ class AlarmManager:
             self._schedule(actor, None, at=trio.current_time() + delay)
         else:
             actor.alarm_retry = 0
-            if db.get_alarm() is not None:
+            # actor.database(), not ``db``: a reset during the run replaced it.
+            if actor.database().get_alarm() is not None:
                 self._store(actor, None)
         return True
 

@@ -19,7 +19,8 @@ def pool() -> ConnectionPool:
 
 @pytest.fixture
 def db(tmp_path: Path, pool: ConnectionPool) -> ObjectDatabase:
-    return ObjectDatabase(tmp_path / "obj.sqlite", pool)
+    # Not exclusive, so tests can read committed data through a second connection.
+    return ObjectDatabase(tmp_path / "obj.sqlite", pool, exclusive=False)
 
 
 def dirty(db: ObjectDatabase) -> bool:
@@ -448,11 +449,12 @@ def test_pool_close_all(tmp_path: Path) -> None:
 
 
 def test_a_locked_database_fails_at_once(tmp_path: Path, pool: ConnectionPool) -> None:
-    """Two databases on one file (overlapping activations): the second writer fails, never blocks."""
+    """Two non-exclusive databases on one file: the second writer fails, never blocks."""
     import time
 
     path = tmp_path / "o.sqlite"
-    first, second = ObjectDatabase(path, pool), ObjectDatabase(path, pool)
+    first = ObjectDatabase(path, pool, exclusive=False)
+    second = ObjectDatabase(path, pool, exclusive=False)
     first.kv_put_many([("k", b"1")])
     started = time.monotonic()
     with pytest.raises(StorageError, match=r"database is locked: SQLITE_BUSY") as info:
@@ -462,6 +464,20 @@ def test_a_locked_database_fails_at_once(tmp_path: Path, pool: ConnectionPool) -
     assert not dirty(second)
     assert second.kv_get("k") is None  # WAL: readers see the last commit, never block
     first.commit()
+    assert second.kv_get("k") == b"1"
+
+
+def test_an_exclusive_database_keeps_a_second_activation_out(tmp_path: Path, pool: ConnectionPool) -> None:
+    """The runtime's default: while one connection is open, nobody else reads or writes the file."""
+    path = tmp_path / "o.sqlite"
+    first, second = ObjectDatabase(path, pool), ObjectDatabase(path, pool)
+    first.kv_put_many([("k", b"1")])
+    first.commit()
+    with pytest.raises(StorageError, match=r"database is locked: SQLITE_BUSY"):
+        second.kv_get("k")
+    with pytest.raises(StorageError, match=r"database is locked: SQLITE_BUSY"):
+        second.kv_put_many([("k", b"2")])
+    first.close()
     assert second.kv_get("k") == b"1"
 
 
