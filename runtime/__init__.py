@@ -35,6 +35,11 @@ from ._runtime import (
     open_runtime as open_runtime,
 )
 from ._stub import DurableObjectNamespace as DurableObjectNamespace, DurableObjectStub as DurableObjectStub
+from .sockets import (
+    WebSocket as WebSocket,
+    WebSocketPair as WebSocketPair,
+    WebSocketRequestResponsePair as WebSocketRequestResponsePair,
+)
 
 __all__ = [
     "CodecError",
@@ -59,6 +64,9 @@ __all__ = [
     "ShardsError",
     "StorageError",
     "StorageLimitError",
+    "WebSocket",
+    "WebSocketPair",
+    "WebSocketRequestResponsePair",
     "WorkerEntrypoint",
     "now_ms",
     "open_runtime",

@@ -94,11 +94,13 @@ class Activation:
         "evict_delay",
         "gate_closers",
         "gate_seq",
+        "held",
         "in_flight",
         "instance",
         "output_lot",
         "retry_alarm",
         "scopes",
+        "standard_socket_list",
         "storage",
         "write_seq",
     )
@@ -119,6 +121,9 @@ class Activation:
         self.dead = False
         self.error: BaseException = reset_error(CONNECTION_LOST_MESSAGE, retryable=True)
         self.retry_alarm = True
+        # Websocket frames sent while writes were unconfirmed: (gate seq, socket, frame).
+        self.held: list[tuple[int, Any, tuple[str, Any]]] = []
+        self.standard_socket_list: list[Any] = []
         # Production evicts a pinned idle object after 70-140 s: one seeded
         # draw per activation.
         lo, hi = actor.runtime.config.evict_after
@@ -205,8 +210,28 @@ class Activation:
 
     @property
     def pinned(self) -> bool:
-        """Something other than an in-flight event keeps the instance in memory."""
-        return self.background > 0
+        """Something other than an in-flight event keeps the instance in memory.
+
+        Background tasks (production: pending timers) and sockets accepted
+        with the standard ``accept()`` API.
+        """
+        if self.background > 0:
+            return True
+        return any(ws.readyState != 3 for ws in self.standard_socket_list)
+
+    def hold_output(self, ws: Any, item: tuple[str, Any]) -> None:
+        """Hold a websocket frame until the writes made before it are durable."""
+        self.held.append((self.gate_seq, ws, item))
+
+    def release_held(self) -> None:
+        """Send the held frames whose writes are now committed, in order."""
+        if not self.held:
+            return
+        committed = self.committed_seq
+        ready = [entry for entry in self.held if entry[0] <= committed]
+        self.held = [entry for entry in self.held if entry[0] > committed]
+        for _seq, ws, item in ready:
+            ws._transmit(item)
 
     def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         self.actor.runtime._nursery.start_soon(fn, *args)
@@ -379,6 +404,7 @@ class Actor:
         "lifecycle",
         "queued",
         "runtime",
+        "sockets",
     )
 
     def __init__(self, runtime: Runtime, binding: str, object_id: DurableObjectId) -> None:
@@ -398,6 +424,7 @@ class Actor:
         self.alarm_running = False
         self.alarm_retry = 0
         self.alarm_touched = False
+        self.sockets: Any = None  # runtime.sockets.ObjectSockets, made on first accept
 
     def __repr__(self) -> str:
         return f"<{self.binding} {self.id.toString()[:12]}… {self.lifecycle.state.value}>"
@@ -611,6 +638,11 @@ class Actor:
             return
         act.dead = True
         act.error = error
+        act.held = []  # frames held for unconfirmed writes are lost with them
+        if transition is Transition.RESET:
+            self.runtime._sockets.activation_reset(self, act)
+        else:
+            self.runtime._sockets.activation_ended_gracefully(act)
         db = self.db
         if db is not None:
             if lose_writes or not db.can_commit:

@@ -21,6 +21,7 @@ import trio
 if TYPE_CHECKING:
     from ._actor import Activation
     from ._ids import DurableObjectId
+    from .sockets import WebSocket, WebSocketRequestResponsePair
     from .storage import DurableObjectStorage
 
 __all__ = ["DurableObject", "DurableObjectAbort", "DurableObjectState", "WorkerEntrypoint"]
@@ -107,6 +108,45 @@ class DurableObjectState:
         when the object hibernates, is evicted or is reset.
         """
         self._act.start_background(fn, args, limit=None)
+
+    # -- hibernatable websockets ------------------------------------------------
+
+    def acceptWebSocket(self, ws: WebSocket, tags: list[str] | None = None) -> None:
+        """Accept ``ws`` as hibernatable: the runtime holds it while the object sleeps.
+
+        Messages arrive as ``webSocketMessage(ws, message)`` events. At most 10
+        tags of at most 256 characters; at most 32,768 sockets per object.
+        """
+        self._act.check_alive()
+        self._act.actor.runtime._sockets.accept(self._act, ws, tags)
+
+    def getWebSockets(self, tag: str | None = None) -> list[WebSocket]:
+        """The object's open (or closing) hibernatable sockets, optionally with ``tag``."""
+        return self._act.actor.runtime._sockets.get_websockets(self._act.actor, tag)
+
+    def getTags(self, ws: WebSocket) -> list[str]:
+        """The tags ``ws`` was accepted with."""
+        return self._act.actor.runtime._sockets.get_tags(self._act.actor, ws)
+
+    def setWebSocketAutoResponse(self, pair: WebSocketRequestResponsePair | None = None) -> None:
+        """Answer messages equal to ``pair.request`` with ``pair.response`` without waking the object."""
+        self._act.actor.runtime._sockets.set_auto_response(self._act.actor, pair)
+
+    def getWebSocketAutoResponse(self) -> WebSocketRequestResponsePair | None:
+        state = self._act.actor.sockets
+        return None if state is None else state.auto_response
+
+    def getWebSocketAutoResponseTimestamp(self, ws: WebSocket) -> Any:
+        """When the runtime last auto-responded on ``ws`` (a datetime), or None."""
+        return ws._auto_response_at
+
+    def setHibernatableWebSocketEventTimeout(self, timeoutMs: int | None = None) -> None:
+        """Limit how long one websocket event handler may run (None: no limit)."""
+        self._act.actor.runtime._sockets.set_event_timeout(self._act.actor, timeoutMs)
+
+    def getHibernatableWebSocketEventTimeout(self) -> int | None:
+        state = self._act.actor.sockets
+        return None if state is None else state.event_timeout_ms
 
     def abort(self, reason: str | None = None, options: dict[str, Any] | None = None) -> None:
         """Reset the object now; raises :class:`DurableObjectAbort` in the caller.

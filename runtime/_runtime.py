@@ -41,6 +41,7 @@ from ._lifecycle import ObjectState, Transition
 from ._object import DurableObject
 from ._scheduler import Scheduler
 from ._stub import DurableObjectNamespace, DurableObjectStub
+from .sockets._manager import SocketManager
 from .storage import ConnectionPool, DurableObjectStorage, ObjectDatabase, StorageLimits
 
 __all__ = ["Env", "ObjectStatistics", "Runtime", "RuntimeStatistics", "open_runtime"]
@@ -80,6 +81,8 @@ class ObjectStatistics:
     storage_reads: int
     storage_writes: int
     storage_bytes_written: int
+    websockets: int
+    alarm_ms: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,6 +163,7 @@ class Runtime:
         self.scheduler = Scheduler()
         self._flusher = _Flusher(self)
         self._alarms = AlarmManager(self)
+        self._sockets = SocketManager(self)
         self._pool = ConnectionPool(config.max_open_databases)
         self.clock: RuntimeClock = None  # type: ignore[assignment]  # set by open_runtime
         self._persistent = False
@@ -211,6 +215,7 @@ class Runtime:
         if db is None or not db.dirty:
             act.committed_seq = act.write_seq
             act.output_lot.unpark_all()
+            act.release_held()
             return
         if not db.can_commit:
             return  # inside storage.transaction(); committed when its gate opens
@@ -224,6 +229,7 @@ class Runtime:
         self._committed_writes += seq - act.committed_seq
         act.committed_seq = seq
         act.output_lot.unpark_all()
+        act.release_held()
 
     def _may_hibernate(self, actor: Actor) -> bool:
         return True
@@ -275,6 +281,8 @@ class Runtime:
             storage_reads=storage.reads if storage else 0,
             storage_writes=storage.writes if storage else 0,
             storage_bytes_written=storage.bytes_written if storage else 0,
+            websockets=self._sockets.count(actor),
+            alarm_ms=self.get_alarm(stub),
         )
 
     def state_of(self, stub: DurableObjectStub) -> str:
@@ -314,6 +322,34 @@ class Runtime:
         ms = actor.database().get_alarm()
         actor.close_idle_database()
         return ms
+
+    def dump_storage(self, stub: DurableObjectStub) -> dict[str, Any]:
+        """An object's KV entries and SQL tables, read without waking it.
+
+        Returns ``{"kv": {key: value}, "sql": {table: [row dicts]}, "alarm": ms | None}``.
+        Uncommitted writes of a live object are included (they are what its
+        code reads).
+        """
+        from shards._codec import decode
+
+        actor = self._actor_of(stub)
+        db = actor.database()
+        conn = db.read_connection()
+        out: dict[str, Any] = {"kv": {}, "sql": {}, "alarm": None}
+        if conn is not None:
+            out["kv"] = {k: decode(v) for k, v in conn.execute("SELECT key, value FROM _cf_KV ORDER BY key")}
+            names = [
+                r[0]
+                for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            ]
+            tables = [n for n in names if not n.startswith(("_cf_", "sqlite_"))]
+            for table in tables:
+                cur = conn.execute(f'SELECT * FROM "{table.replace(chr(34), chr(34) * 2)}"')
+                cols = [d[0] for d in cur.description]
+                out["sql"][table] = [dict(zip(cols, row, strict=True)) for row in cur]
+            out["alarm"] = db.get_alarm()
+        actor.close_idle_database()
+        return out
 
     async def hibernate(self, stub: DurableObjectStub) -> None:
         """Hibernate the object now, as after 10 idle seconds (in-flight events are cut)."""
