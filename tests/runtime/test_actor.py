@@ -516,3 +516,63 @@ async def test_crash_while_a_request_is_in_flight_fails_it_with_reset(autojump_c
             await rt.crash(stub)
         assert isinstance(result[0], ObjectResetError)
         assert result[0].retryable
+
+
+async def test_too_many_queued_events_get_productions_overload_error(autojump_clock) -> None:
+    """Gotcha 40: a full queue fails fast with .overloaded instead of unbounded latency."""
+
+    class Busy(DurableObject):
+        def __init__(self, ctx, env) -> None:
+            super().__init__(ctx, env)
+            ctx.blockConcurrencyWhile(self._warm_up)
+
+        async def _warm_up(self) -> None:
+            await trio.sleep(5)
+
+        async def ping(self) -> str:
+            return "pong"
+
+    async with open_runtime(objects={"B": Busy}, config=config(max_queued_events=2)) as rt:
+        results: list[Any] = []
+
+        async def call() -> None:
+            try:
+                results.append(await rt.env.B.getByName("b").ping())
+            except DurableObjectError as exc:
+                results.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(call)
+                await trio.testing.wait_all_tasks_blocked()
+        errors = [r for r in results if isinstance(r, DurableObjectError)]
+        assert results.count("pong") == 2
+        assert len(errors) == 1
+        assert str(errors[0]) == "Durable Object is overloaded. Too many requests queued."
+        assert errors[0].overloaded
+
+
+async def test_jurisdiction_and_location_hint_are_accepted_and_change_nothing(autojump_clock) -> None:
+    async with open_runtime(objects={"COUNTER": Counter}, config=config()) as rt:
+        ns = rt.env.COUNTER
+        eu = ns.jurisdiction("eu")
+        stub = eu.get(eu.idFromName("a"), {"locationHint": "weur"})
+        assert await stub.increment(1) == 1
+        assert await ns.getByName("a").increment(1) == 2
+        with pytest.raises(TypeError, match=r"^get\(\) got unknown option\(s\): colour$"):
+            ns.get(ns.idFromName("a"), {"colour": "blue"})
+
+
+async def test_ids_of_another_namespace_are_refused(autojump_clock) -> None:
+    from runtime import InvalidIdError
+
+    class Other(DurableObject):
+        pass
+
+    async with open_runtime(objects={"COUNTER": Counter, "OTHER": Other}, config=config()) as rt:
+        foreign = rt.env.OTHER.idFromName("a")
+        with pytest.raises(InvalidIdError, match=r"^Durable Object ID is not valid for this namespace\.$"):
+            rt.env.COUNTER.get(foreign)
+        with pytest.raises(InvalidIdError, match=r"^Invalid Durable Object ID: must be 64 hex digits$"):
+            rt.env.COUNTER.idFromString("zz")
+        assert CONSTRUCTED == []
