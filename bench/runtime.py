@@ -153,7 +153,7 @@ async def kv_vs_raw() -> None:
         stub = rt.env.C.getByName("kv")
         await stub.put(0)
 
-        def put(inst, ctx) -> None:  # type: ignore[no-untyped-def]
+        def put(inst, ctx) -> None:
             ctx.storage.put("v", 1)
 
         for _ in range(3):
