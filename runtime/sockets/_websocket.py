@@ -340,24 +340,20 @@ class Peer:
 
     async def closed(self, code: int, reason: str, was_clean: bool) -> None:
         """The connection closed."""
-        if self._done:
-            return
-        self._done = True
-        self._ws.readyState = CLOSED
-        target = self._ws._other
-        if target is not None:
-            target._enqueue("close", (code, reason, was_clean))
-        await trio.lowlevel.checkpoint()
+        await self._finish("close", (code, reason, was_clean))
 
     async def error(self, exc: BaseException) -> None:
         """The connection failed."""
+        await self._finish("error", exc)
+
+    async def _finish(self, kind: str, payload: Any) -> None:
         if self._done:
             return
         self._done = True
         self._ws.readyState = CLOSED
         target = self._ws._other
         if target is not None:
-            target._enqueue("error", exc)
+            target._enqueue(kind, payload)
         await trio.lowlevel.checkpoint()
 
 
