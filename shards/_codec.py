@@ -100,6 +100,39 @@ def _check(value: object, path: str, depth: int) -> None:
     raise CodecError(f"cannot encode {path}: {hint}", path=path)
 
 
+_SCALARS: Final = frozenset({type(None), bool, float, str, bytes})
+
+
+def _valid(value: object, depth: int) -> bool:
+    """The fast check: True if :func:`_check` would accept ``value``.
+
+    No paths are built here (formatting a path per element cost five times
+    the packing itself); when this says no, :func:`_check` walks again to
+    name the problem precisely.
+    """
+    t = type(value)
+    if t in _SCALARS:
+        return True
+    if t is int:
+        return _INT_MIN <= value <= _INT_MAX  # type: ignore[operator]
+    if depth >= MAX_DEPTH:
+        return False
+    depth += 1
+    if t is list:
+        for item in value:  # type: ignore[attr-defined]
+            if type(item) not in _SCALARS and not _valid(item, depth):
+                return False
+        return True
+    if t is dict:
+        for k, v in value.items():  # type: ignore[attr-defined]
+            if type(k) is not str or (type(v) not in _SCALARS and not _valid(v, depth)):
+                return False
+        return True
+    if t is _dt.datetime:
+        return value.utcoffset() is not None  # type: ignore[attr-defined]
+    return False
+
+
 def _default(value: object) -> msgpack.ExtType:
     if type(value) is _dt.datetime:
         offset = value.utcoffset()
@@ -122,7 +155,9 @@ def _ext_hook(code: int, data: bytes) -> object:
 
 def encode(value: object) -> bytes:
     """Encode ``value``; refuse (with :class:`CodecError`) anything that would not read back exactly."""
-    _check(value, "value", 0)
+    if not _valid(value, 0):
+        _check(value, "value", 0)  # raises CodecError naming where and why
+        raise AssertionError("_valid and _check disagree; please file a bug")
     return msgpack.packb(value, default=_default, use_bin_type=True, datetime=False)  # type: ignore[no-any-return]
 
 

@@ -122,3 +122,29 @@ def test_cycles_are_refused_not_recursed_forever() -> None:
 def test_decode_refuses_garbage(data: bytes) -> None:
     with pytest.raises(CodecError, match=r"decode|extension"):
         decode(data)
+
+
+_anything = st.recursive(
+    _scalars
+    | st.tuples(st.integers())
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.datetimes()
+    | st.sets(st.integers(), max_size=2),
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=4) | st.integers(), kids, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_anything)
+def test_fast_and_precise_checks_agree(value: Any) -> None:
+    """encode() trusts a path-free fast walk and only re-walks to explain a refusal."""
+    from shards._codec import _check, _valid
+
+    try:
+        _check(value, "value", 0)
+        precise = True
+    except CodecError:
+        precise = False
+    assert _valid(value, 0) is precise
