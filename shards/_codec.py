@@ -119,7 +119,7 @@ def _valid(value: object, depth: int) -> bool:
         return False
     depth += 1
     if t is list:
-        for item in value:  # type: ignore[attr-defined]
+        for item in value:  # type: ignore[attr-defined]  # noqa: SIM110 - a loop beats all() here (measured)
             if type(item) not in _SCALARS and not _valid(item, depth):
                 return False
         return True
