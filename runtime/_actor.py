@@ -212,10 +212,11 @@ class Activation:
     def pinned(self) -> bool:
         """Something other than an in-flight event keeps the instance in memory.
 
-        Background tasks (production: pending timers) and sockets accepted
-        with the standard ``accept()`` API.
+        Background tasks (production: pending timers), a held input gate,
+        and sockets accepted with the standard ``accept()`` API.
         """
-        if self.background > 0:
+        if self.background > 0 or self.gate_closers > 0:
+            # A blockConcurrencyWhile callback or a transaction still runs.
             return True
         return any(ws.readyState != 3 for ws in self.standard_socket_list)
 

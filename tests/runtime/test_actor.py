@@ -576,3 +576,23 @@ async def test_ids_of_another_namespace_are_refused(autojump_clock) -> None:
         with pytest.raises(InvalidIdError, match=r"^Invalid Durable Object ID: must be 64 hex digits$"):
             rt.env.COUNTER.idFromString("zz")
         assert CONSTRUCTED == []
+
+
+async def test_an_unawaited_block_concurrency_while_pins_the_object_until_it_ends(autojump_clock) -> None:
+    class Slow(DurableObject):
+        async def start(self) -> None:
+            self.ctx.blockConcurrencyWhile(self._work)  # not awaited: runs on after the reply
+
+        async def _work(self) -> None:
+            await trio.sleep(20)
+            self.ctx.storage.put("done", True)
+
+        async def done(self) -> bool:
+            return bool(await self.ctx.storage.get("done"))
+
+    async with open_runtime(objects={"S": Slow}, config=config()) as rt:
+        stub = rt.env.S.getByName("s")
+        await stub.start()
+        await trio.sleep(15)
+        assert rt.state_of(stub) == "idle"  # not hibernated in the middle of the callback
+        assert await stub.done() is True  # this call waited for the gate
