@@ -41,6 +41,7 @@ from ._lifecycle import ObjectState, Transition
 from ._object import DurableObject
 from ._scheduler import Scheduler
 from ._stub import DurableObjectNamespace, DurableObjectStub
+from .d1 import D1Database, close_d1, open_d1
 from .sockets._manager import SocketManager
 from .storage import ConnectionPool, DurableObjectStorage, ObjectDatabase, StorageLimits
 
@@ -51,6 +52,7 @@ T = TypeVar("T")
 
 CRASH_MESSAGE = "Network connection lost."
 _HEX_ID = re.compile(r"^[0-9a-f]{64}$")
+_D1_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 class Env:
@@ -151,6 +153,7 @@ class Runtime:
         objects: Mapping[str, type[DurableObject]],
         vars: Mapping[str, str],
         root: Path,
+        d1: Mapping[str, str] = {},
         config: RuntimeConfig,
         rng: random.Random,
     ) -> None:
@@ -183,7 +186,24 @@ class Runtime:
             ns = DurableObjectNamespace(self, binding, IdFactory(cls.__name__, rng))
             self._namespaces[binding] = ns
             bindings[binding] = ns
+        # D1: one trio-driver database per database name (two bindings may share one),
+        # stored as d1/<database name>.sqlite under the state directory.
+        self._d1: dict[str, D1Database] = {}
+        for binding, database_name in d1.items():
+            if binding in bindings:
+                raise ValueError(f"binding {binding!r} is declared twice")
+            if not database_name or not _D1_NAME.match(database_name):
+                raise ValueError(f"D1 binding {binding!r}: invalid database name {database_name!r}")
+            db = self._d1.get(database_name)
+            if db is None:
+                db = self._d1[database_name] = open_d1(
+                    root / "d1" / f"{database_name}.sqlite", name=database_name, now_ms=self._d1_now_ms
+                )
+            bindings[binding] = db
         self.env = Env(bindings)
+
+    def _d1_now_ms(self) -> float:
+        return self.clock.now_ms()
 
     # -- internals used by actors ----------------------------------------------
 
@@ -390,6 +410,8 @@ class Runtime:
                 actor.alarm_timer.cancel()
                 actor.alarm_timer = None
         self._pool.close_all()
+        for db in self._d1.values():
+            close_d1(db)
 
 
 STORAGE_RESET = "Internal error in Durable Object storage caused object to be reset; reference = {ref}"
@@ -422,15 +444,13 @@ async def open_runtime(
 
     Args:
         objects: binding name -> DurableObject subclass.
-        d1: binding name -> D1 database name (not emulated yet).
+        d1: binding name -> D1 database name (``d1/<name>.sqlite`` under the state dir).
         vars: plain values put on ``env``.
         state_dir: where state lives (``do/<binding>/<id>.sqlite``); None =
             a temporary directory removed on close.
         config: timings, limits, compatibility settings, clock epoch.
         seed: seeds every random choice (ids, jitter, eviction windows).
     """
-    if d1:
-        raise NotImplementedError("D1 bindings are not emulated yet")
     config = config or RuntimeConfig()
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if state_dir is None:
@@ -441,7 +461,12 @@ async def open_runtime(
         root.mkdir(parents=True, exist_ok=True)
     try:
         rt = Runtime(
-            objects=objects, vars=vars, root=root, config=config, rng=_runtime_rng(seed, root, tmp is None)
+            objects=objects,
+            vars=vars,
+            root=root,
+            d1=d1,
+            config=config,
+            rng=_runtime_rng(seed, root, tmp is None),
         )
         rt.clock = RuntimeClock(config.epoch_ms)
         rt._persistent = tmp is None

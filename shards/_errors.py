@@ -16,12 +16,15 @@ caught.
     ├── CodecError(TypeError)         a value cannot cross a boundary (RPC, storage, attachment)
     ├── InvalidInput                  an input was refused; the shard is unchanged
     │   ├── InputTooLarge
-    │   └── InputQueueFull
+    │   ├── InputQueueFull
+    │   └── ProtocolError             a websocket message does not follow the shard wire protocol
     ├── SubscriberError
     │   ├── UnknownSubscriber
     │   ├── DuplicateSubscriber
     │   ├── ShardFull
     │   └── Unauthorized
+    │       └── InvalidToken          a bearer token is missing, malformed, forged or expired
+    │           └── TokenExpired      (``reason`` says which; never a bare user id)
     ├── InvalidState                  not allowed in the current lifecycle state
     │   └── ShardStopped              the shard was stopped or has finished
     ├── ShardFailed                   the simulation raised; __cause__ is its exception
@@ -35,15 +38,27 @@ caught.
     │   ├── PlayerNotQueued              cancel of a player who is not waiting
     │   ├── MatchQueueFull               enqueue while max_queued players are waiting
     │   └── InvalidMatch                 a match function returned an unknown, altered or repeated entry
-    └── DurableObjectError            raised by the Durable Objects emulator; carries
-        │                             production's remote / retryable / overloaded /
-        │                             durableObjectReset flags
-        ├── RemoteError               an object's error whose type could not be rebuilt
-        ├── InvalidIdError(TypeError) a malformed id, or one from another namespace
-        ├── StorageError
-        │   ├── StorageLimitError(ValueError)   production's RangeError family
-        │   └── StorageTypeError(TypeError)     a malformed storage call (production's TypeError)
-        └── ObjectResetError          the object was reset (crash, abort, failed write)
+    ├── DurableObjectError            raised by the Durable Objects emulator; carries
+    │   │                         production's remote / retryable / overloaded /
+    │   │                         durableObjectReset flags
+    │   ├── RemoteError               an object's error whose type could not be rebuilt
+    │   ├── InvalidIdError(TypeError) a malformed id, or one from another namespace
+    │   ├── StorageError
+    │   │   ├── StorageLimitError(ValueError)   production's RangeError family
+    │   │   └── StorageTypeError(TypeError)     a malformed storage call (production's TypeError)
+    │   └── ObjectResetError          the object was reset (crash, abort, failed write)
+    ├── D1Error                       a D1 call failed; the message is production's text
+    │   ├── D1QueryError              ``D1_ERROR: …`` (SQLite's error, refusals, limits)
+    │   │   ├── D1SyntaxError         SQLITE_ERROR for malformed SQL ("syntax error", "incomplete input")
+    │   │   ├── D1ConstraintError     SQLITE_CONSTRAINT (UNIQUE, NOT NULL, CHECK, FOREIGN KEY)
+    │   │   └── D1NotAuthorized       SQLITE_AUTH (``_cf_`` names, forbidden PRAGMAs) and BEGIN/SAVEPOINT
+    │   ├── D1TypeError(TypeError)    ``D1_TYPE_ERROR``: a bound value of an unsupported type
+    │   ├── D1ColumnNotFound          ``D1_COLUMN_NOTFOUND``: ``first(column)`` of a missing column
+    │   ├── D1ExecError               ``D1_EXEC_ERROR``: ``exec()`` failed at a line
+    │   ├── D1SessionError            ``D1_SESSION_ERROR``: an empty bookmark or constraint
+    │   └── D1MigrationError          a migration file failed; it was rolled back
+    └── DataStoreError                D1DataStore refused or failed a call; ``code`` is stable
+                                      (ENTITY_NOT_FOUND, INVALID_COLUMN, INVALID_DATA, ...)
 """
 
 from __future__ import annotations
@@ -51,6 +66,17 @@ from __future__ import annotations
 __all__ = [
     "AreaOfInterestError",
     "CodecError",
+    "D1ColumnNotFound",
+    "D1ConstraintError",
+    "D1Error",
+    "D1ExecError",
+    "D1MigrationError",
+    "D1NotAuthorized",
+    "D1QueryError",
+    "D1SessionError",
+    "D1SyntaxError",
+    "D1TypeError",
+    "DataStoreError",
     "DuplicateSubscriber",
     "DurableObjectError",
     "InputQueueFull",
@@ -59,11 +85,13 @@ __all__ = [
     "InvalidInput",
     "InvalidMatch",
     "InvalidState",
+    "InvalidToken",
     "MatchQueueFull",
     "MatchmakingError",
     "ObjectResetError",
     "PlayerAlreadyQueued",
     "PlayerNotQueued",
+    "ProtocolError",
     "RemoteError",
     "ShardFailed",
     "ShardFull",
@@ -76,6 +104,7 @@ __all__ = [
     "StorageLimitError",
     "StorageTypeError",
     "SubscriberError",
+    "TokenExpired",
     "Unauthorized",
     "UnknownSubscriber",
 ]
@@ -132,6 +161,29 @@ class ShardFull(SubscriberError):
 
 class Unauthorized(SubscriberError):
     """An authorization hook refused the subscription or input."""
+
+
+class ProtocolError(InvalidInput):
+    """A websocket message does not follow the shard wire protocol; nothing was queued."""
+
+
+class InvalidToken(Unauthorized):
+    """A bearer token is missing, malformed, signed with another secret, or expired.
+
+    ``reason`` is a short machine-readable word: ``"missing"``, ``"malformed"``,
+    ``"signature"``, ``"expired"``.
+    """
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class TokenExpired(InvalidToken):
+    """A bearer token's expiry time has passed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="expired")
 
 
 class InvalidState(ShardsError):
@@ -255,3 +307,86 @@ class StorageTypeError(StorageError, TypeError):
 
 class ObjectResetError(DurableObjectError):
     """The object was reset while the call was in flight; in-memory state is gone."""
+
+
+class D1Error(ShardsError):
+    """A D1 call failed. ``str(error)`` is production's message.
+
+    Production throws an ``Error`` whose message carries a prefix
+    (``D1_ERROR: ``, ``D1_TYPE_ERROR: ``, ...) and whose ``cause`` holds the
+    text without it; ``detail`` is that text.
+    """
+
+    def __init__(self, message: str, *, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class D1QueryError(D1Error):
+    """``D1_ERROR: <detail>``: SQLite refused or failed the statement.
+
+    ``sqlite_code`` is SQLite's primary result code name (``SQLITE_CONSTRAINT``),
+    or None for errors that do not come from SQLite (a wrong number of
+    bindings, a transaction statement).
+    """
+
+    def __init__(self, detail: str, *, sqlite_code: str | None = None) -> None:
+        super().__init__(f"D1_ERROR: {detail}", detail=detail)
+        self.sqlite_code = sqlite_code
+
+
+class D1SyntaxError(D1QueryError):
+    """The SQL text does not parse (SQLITE_ERROR: "syntax error", "incomplete input", ...)."""
+
+
+class D1ConstraintError(D1QueryError):
+    """A UNIQUE, NOT NULL, CHECK, PRIMARY KEY or FOREIGN KEY constraint failed (SQLITE_CONSTRAINT)."""
+
+
+class D1NotAuthorized(D1QueryError):
+    """The statement touches what D1 forbids: ``_cf_`` names, some PRAGMAs, BEGIN/SAVEPOINT."""
+
+
+class D1TypeError(D1Error, TypeError):
+    """``D1_TYPE_ERROR: Type '<type>' not supported for value '<value>'``, raised by ``bind()``."""
+
+
+class D1ColumnNotFound(D1Error):
+    """``D1_COLUMN_NOTFOUND: Column not found (<column>)``, raised by ``first(column)``."""
+
+
+class D1ExecError(D1Error):
+    """``D1_EXEC_ERROR: Error in line <n>: <line>: <error>``, raised by ``exec()``.
+
+    ``line`` is the 1-based line number that failed; lines before it were applied.
+    """
+
+    def __init__(self, message: str, *, detail: str, line: int) -> None:
+        super().__init__(message, detail=detail)
+        self.line = line
+
+
+class D1SessionError(D1Error):
+    """``D1_SESSION_ERROR: ...``: a session was opened with an invalid bookmark or constraint."""
+
+
+class D1MigrationError(D1Error):
+    """A migration file failed and was rolled back; ``migration`` names the file."""
+
+    def __init__(self, message: str, *, detail: str, migration: str) -> None:
+        super().__init__(message, detail=detail)
+        self.migration = migration
+
+
+class DataStoreError(ShardsError):
+    """D1DataStore refused or failed a call. ``code`` is stable, the message is for people.
+
+    Codes: ``ENTITY_NOT_FOUND`` (no such entity in the manifest, or no row with
+    that id), ``INVALID_COLUMN`` (a field the manifest does not declare),
+    ``INVALID_DATA`` (a value or filter of the wrong shape), ``RELATION_NOT_FOUND``,
+    ``INVALID_MANIFEST``, ``QUERY_FAILED`` (the executor raised; ``__cause__`` holds it).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code

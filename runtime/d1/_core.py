@@ -1,0 +1,759 @@
+"""D1's statement logic, sans I/O: binding, splitting, transactions, result shaping, errors.
+
+The core never touches a database. Each D1 call is a generator that yields
+*effects* (:class:`Execute` one SQL statement, :class:`ReadClock`) and is
+sent back their outcomes (:class:`Executed`, :class:`StepFailed`, a time in
+ms); a driver moves them between the generator and SQLite. The trio driver
+answers inline on the trio thread, the asyncio driver awaits aiosqlite for
+each step: the same generator runs under both, so they cannot drift apart.
+
+Invariants:
+
+* One D1 call is atomic. A single SQL statement runs in SQLite's autocommit
+  (atomic on its own); several statements (a multi-statement string, a
+  ``batch()``, ``exec()``) run between ``BEGIN`` and ``COMMIT``, and any
+  failure rolls every one of them back before the error is raised.
+* Values are validated and converted by ``bind()`` (production's shim does it
+  there too), so a statement that reaches SQLite carries only None, int,
+  float, str and bytes.
+* User SQL passes the :class:`Authorizer`: ``_cf_`` names, BEGIN/COMMIT/
+  SAVEPOINT, ATTACH and PRAGMAs outside D1's list are refused. The core's
+  own statements (transaction control, metadata) are marked ``internal`` and
+  bypass it; a driver sets :attr:`Authorizer.internal` around exactly those.
+* Bookmarks are ``<generation>-<sequence>`` in fixed-width hex: the
+  generation grows by one at every open (persisted in ``_cf_METADATA``), the
+  sequence at every committed change, so bookmarks never go backwards, even
+  across restarts, and compare correctly as strings.
+* Results look like what production's Python SDK hands to Python code:
+  dicts with attribute access (:class:`JsDict`), BLOBs as lists of ints, and
+  numbers as Pyodide converts JS numbers (an integral float is an int, an
+  integer beyond 2**53 a float).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import sqlite3
+import weakref
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeAlias
+
+from shards._errors import (
+    CodecError,
+    D1ColumnNotFound,
+    D1ConstraintError,
+    D1Error,
+    D1ExecError,
+    D1NotAuthorized,
+    D1QueryError,
+    D1SyntaxError,
+    D1TypeError,
+)
+
+__all__ = [
+    "D1Limits",
+    "Authorizer",
+    "Engine",
+    "Execute",
+    "Executed",
+    "JsDict",
+    "Outcome",
+    "QueryBudget",
+    "ReadClock",
+    "Step",
+    "StepFailed",
+    "SqlValue",
+    "TRANSACTION_REFUSED",
+    "convert_bind_value",
+    "first_of",
+    "raw_of",
+    "result_of",
+    "split_statements",
+]
+
+SqlValue: TypeAlias = int | float | str | bytes | None
+
+#: Production's text for BEGIN/COMMIT/SAVEPOINT (workerd src/workerd/api/sql.c++, allowTransactions).
+TRANSACTION_REFUSED: Final = (
+    "To execute a transaction, please use the state.storage.transaction() or "
+    "state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION or SAVEPOINT "
+    "statements. The JavaScript API is safer because it will automatically roll back on "
+    "exceptions, and because it interacts correctly with Durable Objects' automatic atomic "
+    "write coalescing."
+)
+#: workerd's texts for a binding count that does not match the statement (sql.c++).
+WRONG_BINDINGS: Final = "Wrong number of parameter bindings for SQL query."
+ONLY_LAST_BINDS: Final = (
+    "When executing multiple SQL statements in a single call, only the last statement can have parameters."
+)
+NO_STATEMENTS: Final = "No SQL statements detected."
+#: What production's local runtime reports as ``meta.served_by`` is "miniflare.db"; ours says who we are.
+SERVED_BY: Final = "shardsim.db"
+
+_MAX_SAFE_INTEGER: Final = 2**53 - 1
+
+# SQLite's primary result codes (sqlite3.h). Production prints the primary name,
+# while Python 3.11 names the extended code (SQLITE_CONSTRAINT_UNIQUE): mask with 0xFF.
+_PRIMARY_CODES: Final = [
+    "SQLITE_OK",
+    "SQLITE_ERROR",
+    "SQLITE_INTERNAL",
+    "SQLITE_PERM",
+    "SQLITE_ABORT",
+    "SQLITE_BUSY",
+    "SQLITE_LOCKED",
+    "SQLITE_NOMEM",
+    "SQLITE_READONLY",
+    "SQLITE_INTERRUPT",
+    "SQLITE_IOERR",
+    "SQLITE_CORRUPT",
+    "SQLITE_NOTFOUND",
+    "SQLITE_FULL",
+    "SQLITE_CANTOPEN",
+    "SQLITE_PROTOCOL",
+    "SQLITE_EMPTY",
+    "SQLITE_SCHEMA",
+    "SQLITE_TOOBIG",
+    "SQLITE_CONSTRAINT",
+    "SQLITE_MISMATCH",
+    "SQLITE_MISUSE",
+    "SQLITE_NOLFS",
+    "SQLITE_AUTH",
+    "SQLITE_FORMAT",
+    "SQLITE_RANGE",
+    "SQLITE_NOTADB",
+    "SQLITE_NOTICE",
+    "SQLITE_WARNING",
+]
+_SQLITE_CONSTRAINT: Final = 19
+_SQLITE_AUTH: Final = 23
+_SYNTAX_MARKERS: Final = ("syntax error", "incomplete input", "unrecognized token")
+
+# Authorizer action codes (sqlite3.h; stable across SQLite versions).
+_SQLITE_OK: Final = 0
+_SQLITE_DENY: Final = 1
+_PRAGMA: Final = 19
+_TRANSACTION: Final = 22
+_ATTACH: Final = 24
+_DETACH: Final = 25
+_SAVEPOINT: Final = 32
+
+#: PRAGMAs D1 lets user SQL run (developers.cloudflare.com/d1/sql-api/sql-statements/).
+#: Those with a value are only allowed when listed in _SETTABLE_PRAGMAS.
+_ALLOWED_PRAGMAS: Final = frozenset(
+    {
+        "table_list",
+        "table_info",
+        "table_xinfo",
+        "index_list",
+        "index_info",
+        "index_xinfo",
+        "foreign_key_list",
+        "foreign_key_check",
+        "quick_check",
+        "integrity_check",
+        "defer_foreign_keys",
+        "foreign_keys",
+        "case_sensitive_like",
+        "ignore_check_constraints",
+        "legacy_alter_table",
+        "recursive_triggers",
+        "reverse_unordered_selects",
+        "optimize",
+        "page_count",
+        "page_size",
+        "data_version",
+    }
+)
+#: Foreign keys are always on in D1; only their deferral may change (D1FK).
+_SETTABLE_PRAGMAS: Final = frozenset(
+    {
+        "defer_foreign_keys",
+        "case_sensitive_like",
+        "ignore_check_constraints",
+        "legacy_alter_table",
+        "recursive_triggers",
+        "reverse_unordered_selects",
+    }
+)
+#: Statements that change the database without changing rows (changed_db).
+_SCHEMA_KEYWORDS: Final = frozenset({"CREATE", "DROP", "ALTER", "REINDEX", "VACUUM", "ANALYZE"})
+_LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.S)
+_FIRST_WORD = re.compile(r"[A-Za-z]+")
+
+_METADATA_TABLE: Final = "_cf_METADATA"
+_GENERATION_KEY: Final = "d1_generation"
+
+
+# --- results ---------------------------------------------------------------------------------------
+
+
+class JsDict(dict[str, Any]):
+    """A dict whose keys are also attributes, as production's Python SDK converts JS objects.
+
+    ``result.results[0].name`` and ``result["results"][0]["name"]`` both work.
+    A key that shadows a dict method (``items``, ``keys``) is reachable only by
+    subscription, as in the SDK.
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+
+def _js_number(value: int | float) -> int | float:
+    # Pyodide turns a JS number into an int when it is a safe integer, else a float.
+    if isinstance(value, int):
+        return value if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER else float(value)
+    if value.is_integer() and -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+        return int(value)
+    return value
+
+
+def _js_cell(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return list(value)  # production: Array.from(blob), not an ArrayBuffer
+    if isinstance(value, int | float):
+        return _js_number(value)
+    raise AssertionError(f"SQLite returned {type(value).__name__}; please file a bug")  # pragma: no cover
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one statement (or one multi-statement string) produced, before shaping."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    meta: JsDict
+
+
+def result_of(outcome: Outcome) -> JsDict:
+    """The ``D1Result`` of ``all()`` / ``run()``: ``{success, meta, results}``."""
+    cols = outcome.columns
+    # Object.fromEntries: a repeated column name keeps its last value.
+    rows = [JsDict(zip(cols, map(_js_cell, row), strict=True)) for row in outcome.rows]
+    return JsDict(success=True, meta=outcome.meta, results=rows)
+
+
+def first_of(outcome: Outcome, column: str | None) -> Any:
+    """``first()`` / ``first(column)``: the first row, that row's column, or None when no rows.
+
+    Raises:
+        D1ColumnNotFound: rows exist but none has ``column``.
+    """
+    if not outcome.rows:
+        return None
+    row = JsDict(zip(outcome.columns, map(_js_cell, outcome.rows[0]), strict=True))
+    if column is None:
+        return row
+    if column not in row:
+        raise D1ColumnNotFound(f"D1_COLUMN_NOTFOUND: Column not found ({column})", detail="Column not found")
+    return row[column]
+
+
+def raw_of(outcome: Outcome, column_names: bool) -> list[list[Any]]:
+    """``raw()``: rows as lists, preceded by the column names when asked (even with no rows)."""
+    rows = [[_js_cell(v) for v in row] for row in outcome.rows]
+    return [list(outcome.columns), *rows] if column_names else rows
+
+
+# --- binding ---------------------------------------------------------------------------------------
+
+
+def _js_string(value: Any) -> str:
+    # String(value) as JS would print what Pyodide hands over.
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "[object Object]"
+    if isinstance(value, list):
+        return ",".join("" if v is None else _js_string(v) for v in value)
+    return str(value)
+
+
+def _type_error(js_type: str, value: Any) -> D1TypeError:
+    detail = f"Type '{js_type}' not supported for value '{_js_string(value)}'"
+    return D1TypeError(f"D1_TYPE_ERROR: {detail}", detail=detail)
+
+
+def convert_bind_value(value: Any) -> SqlValue:
+    """Check one ``bind()`` argument and convert it to what SQLite stores.
+
+    Accepted: None, bool (stored as 1/0), int within JavaScript's safe range,
+    float (NaN and infinities become NULL, as JSON carries them), str, bytes
+    and memoryview (BLOB), and lists of ints 0-255 (BLOB).
+
+    Raises:
+        D1TypeError: any other value, with production's message; an int beyond
+            2**53 - 1 is a JS BigInt there (``Type 'bigint' ...``).
+        CodecError: a tuple or bytearray, which production's Python SDK
+            refuses before the value reaches D1.
+    """
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return 1 if value else 0
+    if isinstance(value, int):
+        if -_MAX_SAFE_INTEGER <= value <= _MAX_SAFE_INTEGER:
+            return value
+        raise _type_error("bigint", value)  # Pyodide turns unsafe ints into BigInt
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    if isinstance(value, tuple | bytearray):
+        raise CodecError(f"{type(value)} cannot be sent over RPC.")
+    if isinstance(value, list):
+        if all(type(b) is int and 0 <= b < 256 for b in value):
+            return bytes(value)
+        raise _type_error("object", value)
+    if callable(value):
+        raise _type_error("function", value)
+    raise _type_error("object", value)
+
+
+# --- limits ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class D1Limits:
+    """Production's per-statement limits (reference 6.29) and the opt-in query budget.
+
+    Attributes:
+        sql_length: bytes of SQL text per call (SQLite's statement length).
+        bound_parameters: ``?`` parameters per statement.
+        value_length: bytes of one string, BLOB or row.
+        columns: columns per table (and per result).
+        function_args: arguments of one SQL function call.
+        like_pattern: bytes of a LIKE or GLOB pattern.
+        queries_per_invocation: statements one invocation may run (production:
+            1,000 on Paid, 50 on Free); None turns the check off (the default).
+    """
+
+    sql_length: int = 100_000
+    bound_parameters: int = 100
+    value_length: int = 2_000_000
+    columns: int = 100
+    function_args: int = 32
+    like_pattern: int = 50
+    queries_per_invocation: int | None = None
+
+    def sqlite_limits(self) -> dict[str, int]:
+        """``sqlite3`` limit names -> values, for ``Connection.setlimit``."""
+        return {
+            "SQLITE_LIMIT_SQL_LENGTH": self.sql_length,
+            "SQLITE_LIMIT_VARIABLE_NUMBER": self.bound_parameters,
+            "SQLITE_LIMIT_LENGTH": self.value_length,
+            "SQLITE_LIMIT_COLUMN": self.columns,
+            "SQLITE_LIMIT_FUNCTION_ARG": self.function_args,
+            "SQLITE_LIMIT_LIKE_PATTERN_LENGTH": self.like_pattern,
+        }
+
+
+class QueryBudget:
+    """Counts statements per invocation when ``queries_per_invocation`` is set.
+
+    The driver names the invocation by an object that lives as long as it
+    (the trio or asyncio task running it); counts are held weakly by it.
+    """
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._counts: weakref.WeakKeyDictionary[object, int] = weakref.WeakKeyDictionary()
+
+    def charge(self, key: object, statements: int) -> None:
+        """Count ``statements`` more for invocation ``key``.
+
+        Raises:
+            D1QueryError: the invocation would go over the limit (nothing runs).
+        """
+        if self.limit is None:
+            return
+        n = self._counts.get(key, 0) + statements
+        if n > self.limit:
+            raise D1QueryError(f"Exceeded the limit of {self.limit} queries per Worker invocation")
+        self._counts[key] = n
+
+
+# --- SQL text ----------------------------------------------------------------------------------------
+
+
+def _is_blank(sql: str) -> bool:
+    return _LEADING_NOISE.match(sql).end() == len(sql)  # type: ignore[union-attr]  # the pattern matches ""
+
+
+def _first_keyword(sql: str) -> str:
+    m = _FIRST_WORD.match(sql, _LEADING_NOISE.match(sql).end())  # type: ignore[union-attr]
+    return m.group(0).upper() if m else ""
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split SQL text into statements, as SQLite's tokenizer sees them.
+
+    Semicolons inside strings, quoted names, comments and trigger bodies do
+    not split. Empty statements (``;;``, comments alone) are dropped; a
+    trailing statement without ``;`` is kept (SQLite reports it if it is
+    incomplete).
+    """
+    statements: list[str] = []
+    start = 0
+    pos = sql.find(";")
+    while pos != -1:
+        piece = sql[start : pos + 1]
+        # complete_statement is SQLite's own tokenizer (pure, no database): it knows
+        # quotes, comments and CREATE TRIGGER ... BEGIN ...; END; bodies.
+        if sqlite3.complete_statement(piece):
+            if not _is_blank(piece[:-1]):
+                statements.append(piece)
+            start = pos + 1
+        pos = sql.find(";", pos + 1)
+    tail = sql[start:]
+    if not _is_blank(tail):
+        statements.append(tail)
+    return statements
+
+
+# --- effects and answers ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Effect: run one SQL statement with ``params``; answer with :class:`Executed` or :class:`StepFailed`.
+
+    ``internal`` statements are the core's own and bypass the authorizer.
+    """
+
+    sql: str
+    params: Sequence[SqlValue] = ()
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReadClock:
+    """Effect: answer with the runtime clock's time in ms (for ``meta.duration``)."""
+
+
+@dataclass(slots=True)
+class Executed:
+    """Answer: the statement ran.
+
+    Attributes:
+        columns: result column names (empty for statements without a result).
+        rows: every result row.
+        last_row_id: ``sqlite3_last_insert_rowid`` after the statement.
+        changes: rows the statement inserted, updated or deleted (the step of
+            the connection's ``total_changes``).
+    """
+
+    columns: tuple[str, ...]
+    rows: list[tuple[Any, ...]]
+    last_row_id: int
+    changes: int
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailed:
+    """Answer: the statement raised ``error`` (a ``sqlite3.Error``); nothing of it applied."""
+
+    error: Exception
+
+
+Step: TypeAlias = Execute | ReadClock
+Answer: TypeAlias = Executed | StepFailed | float | None
+
+
+# --- the authorizer -----------------------------------------------------------------------------------
+
+
+class Authorizer:
+    """``set_authorizer`` callback: what D1 refuses in user SQL.
+
+    The driver sets :attr:`internal` while one of the core's own statements
+    runs. :attr:`refused_transaction` records that the last denial was a
+    transaction statement, whose error production words differently.
+    """
+
+    __slots__ = ("internal", "refused_transaction")
+
+    def __init__(self) -> None:
+        self.internal = False
+        self.refused_transaction = False
+
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, db: str | None, source: str | None
+    ) -> int:
+        if self.internal:
+            return _SQLITE_OK
+        if action in (_TRANSACTION, _SAVEPOINT):
+            self.refused_transaction = True
+            return _SQLITE_DENY
+        if action in (_ATTACH, _DETACH):
+            return _SQLITE_DENY
+        if action == _PRAGMA:
+            name = (arg1 or "").lower()
+            if name not in _ALLOWED_PRAGMAS or (arg2 is not None and name not in _SETTABLE_PRAGMAS):
+                return _SQLITE_DENY
+            return _SQLITE_OK
+        # workerd's isAllowedName: any table, index, trigger or view named _cf_*.
+        if (arg1 is not None and arg1.startswith("_cf_")) or (arg2 is not None and arg2.startswith("_cf_")):
+            return _SQLITE_DENY
+        return _SQLITE_OK
+
+
+# --- errors -----------------------------------------------------------------------------------------
+
+
+def _map_error(failure: StepFailed, authorizer: Authorizer, *, last: bool, has_params: bool) -> D1Error:
+    exc = failure.error
+    code = getattr(exc, "sqlite_errorcode", None)
+    message = str(exc)
+    if code is None:
+        # Errors raised by Python's sqlite3 before SQLite ran anything.
+        if message.startswith("Incorrect number of bindings"):
+            return D1QueryError(WRONG_BINDINGS if last or not has_params else ONLY_LAST_BINDS)
+        if message.startswith("query string is too large"):
+            return D1QueryError("statement too long: SQLITE_TOOBIG", sqlite_code="SQLITE_TOOBIG")
+        return D1QueryError(message)
+    primary = code & 0xFF
+    name = _PRIMARY_CODES[primary] if primary < len(_PRIMARY_CODES) else f"SQLITE_{primary}"
+    if primary == _SQLITE_AUTH and authorizer.refused_transaction:
+        return D1NotAuthorized(TRANSACTION_REFUSED)
+    detail = f"{message}: {name}"
+    if primary == _SQLITE_CONSTRAINT:
+        return D1ConstraintError(detail, sqlite_code=name)
+    if primary == _SQLITE_AUTH:
+        return D1NotAuthorized(detail, sqlite_code=name)
+    if any(m in message for m in _SYNTAX_MARKERS):
+        return D1SyntaxError(detail, sqlite_code=name)
+    return D1QueryError(detail, sqlite_code=name)
+
+
+# --- the engine ---------------------------------------------------------------------------------------
+
+Call: TypeAlias = Generator[Step, Answer, Any]
+
+
+@dataclass(slots=True)
+class _Prepared:
+    statements: list[str]
+    keywords: list[str] = field(default_factory=list)
+
+
+class Engine:
+    """The per-database state of the core: authorizer, bookmark, size, limits.
+
+    Every public method returns a generator of effects (see the module
+    docstring); a driver runs it. Nothing here blocks or does I/O.
+
+    Args:
+        limits: production's limits to enforce.
+    """
+
+    def __init__(self, limits: D1Limits | None = None) -> None:
+        self.limits = limits or D1Limits()
+        self.authorizer = Authorizer()
+        self.budget = QueryBudget(self.limits.queries_per_invocation)
+        self._generation = 0
+        self._sequence = 0
+        self._page_size = 4096
+        self._size = 0
+        self._cache: dict[str, _Prepared] = {}
+        # sqlite3 caches compiled statements by their text, and the authorizer only runs
+        # when a statement is compiled: a user statement with the same text as one of ours
+        # would reuse our authorized compilation. Our texts end in a comment nobody can guess.
+        self._tag = f" /* d1 {secrets.token_hex(8)} */"
+
+    # -- lifecycle --
+
+    def open(self) -> Generator[Step, Answer, None]:
+        """Set up a freshly opened connection (foreign keys, metadata, generation)."""
+        for sql in (
+            "PRAGMA foreign_keys = ON",
+            f"CREATE TABLE IF NOT EXISTS {_METADATA_TABLE} (name TEXT PRIMARY KEY, value) WITHOUT ROWID",
+        ):
+            yield from self._internal(sql)
+        got = yield from self._internal(
+            f"SELECT value FROM {_METADATA_TABLE} WHERE name = ?", (_GENERATION_KEY,)
+        )
+        self._generation = (int(got.rows[0][0]) if got.rows else 0) + 1
+        yield from self._internal(
+            f"INSERT OR REPLACE INTO {_METADATA_TABLE} (name, value) VALUES (?, ?)",
+            (_GENERATION_KEY, self._generation),
+        )
+        got = yield from self._internal("PRAGMA page_size")
+        self._page_size = int(got.rows[0][0])
+        yield from self._refresh_size()
+
+    def bookmark(self) -> str:
+        """The database's current bookmark (monotonic; compares as a string)."""
+        return f"{self._generation:08x}-{self._sequence:016x}"
+
+    # -- calls --
+
+    def query(self, sql: str, params: Sequence[SqlValue]) -> Generator[Step, Answer, Outcome]:
+        """One prepared statement (``all/run/first/raw``): its :class:`Outcome`."""
+        prepared = self._prepare(sql)
+        start = yield ReadClock()
+        multi = len(prepared.statements) > 1
+        if multi:
+            yield from self._internal("BEGIN")
+        try:
+            outcome = yield from self._run(prepared, params, start)
+        except D1Error:
+            if multi:
+                yield from self._rollback()
+            raise
+        if multi:
+            yield from self._commit()
+        yield from self._finish([outcome], start)
+        return outcome
+
+    def batch(
+        self, calls: Sequence[tuple[str, Sequence[SqlValue]]]
+    ) -> Generator[Step, Answer, list[Outcome]]:
+        """``batch()``: every statement in one transaction; any failure undoes all."""
+        prepared = [(self._prepare(sql), params) for sql, params in calls]
+        if not prepared:
+            return []
+        start = yield ReadClock()
+        yield from self._internal("BEGIN")
+        outcomes: list[Outcome] = []
+        try:
+            for p, params in prepared:
+                t0 = yield ReadClock()
+                outcomes.append((yield from self._run(p, params, t0)))
+        except D1Error:
+            yield from self._rollback()
+            raise
+        yield from self._commit()
+        yield from self._finish(outcomes, start)
+        return outcomes
+
+    def exec(self, sql: str) -> Generator[Step, Answer, JsDict]:
+        """``exec()``: one query per line, all in one transaction; ``{count, duration}``.
+
+        Raises:
+            D1ExecError: a line failed; nothing of any line was applied.
+        """
+        if not isinstance(sql, str):
+            raise TypeError(f"exec() takes a string of SQL, got {type(sql).__name__}")
+        lines = sql.strip().split("\n")
+        start = yield ReadClock()
+        yield from self._internal("BEGIN")
+        outcomes: list[Outcome] = []
+        for number, line in enumerate(lines, 1):
+            if _is_blank(line):
+                continue  # production sends it and D1 answers with nothing to run
+            try:
+                t0 = yield ReadClock()
+                outcomes.append((yield from self._run(self._prepare(line), (), t0)))
+            except D1Error as exc:
+                yield from self._rollback()
+                detail = f"Error in line {number}: {line}: {exc.detail}"
+                raise D1ExecError(f"D1_EXEC_ERROR: {detail}", detail=detail, line=number) from exc
+        yield from self._commit()
+        yield from self._finish(outcomes, start)
+        end = yield ReadClock()
+        return JsDict(count=len(lines), duration=float(end - start))  # type: ignore[operator]
+
+    # -- internals --
+
+    def _prepare(self, sql: str) -> _Prepared:
+        if not isinstance(sql, str):
+            raise TypeError(f"prepare() takes a string of SQL, got {type(sql).__name__}")
+        prepared = self._cache.get(sql)
+        if prepared is None:
+            # SQLite checks the length of the whole text it is handed (SQLITE_LIMIT_SQL_LENGTH);
+            # Python's sqlite3 would word it differently, so we check first.
+            if len(sql) > self.limits.sql_length // 4 and len(sql.encode()) > self.limits.sql_length:
+                raise D1QueryError("statement too long: SQLITE_TOOBIG", sqlite_code="SQLITE_TOOBIG")
+            statements = split_statements(sql)
+            if not statements:
+                raise D1QueryError(NO_STATEMENTS)
+            prepared = _Prepared(statements, [_first_keyword(s) for s in statements])
+            if len(self._cache) >= 256:
+                self._cache.clear()
+            self._cache[sql] = prepared
+        return prepared
+
+    def _run(
+        self, prepared: _Prepared, params: Sequence[SqlValue], start: Answer
+    ) -> Generator[Step, Answer, Outcome]:
+        """Run the statements of one prepared text; bindings go to the last one."""
+        statements = prepared.statements
+        last_index = len(statements) - 1
+        changes = 0
+        rows_read = 0
+        got: Executed | None = None
+        for i, sql in enumerate(statements):
+            self.authorizer.refused_transaction = False
+            answer = yield Execute(sql, params if i == last_index else ())
+            if isinstance(answer, StepFailed):
+                raise _map_error(
+                    answer, self.authorizer, last=i == last_index, has_params=bool(params)
+                ) from (answer.error)
+            assert isinstance(answer, Executed)
+            changes += answer.changes
+            rows_read += len(answer.rows)
+            got = answer
+        assert got is not None
+        changed_db = changes > 0 or any(k in _SCHEMA_KEYWORDS for k in prepared.keywords)
+        end = yield ReadClock()
+        duration = float(end - start)  # type: ignore[operator]
+        meta = JsDict(
+            served_by=SERVED_BY,
+            served_by_primary=True,
+            timings=JsDict(sql_duration_ms=duration),
+            duration=duration,
+            changes=changes,
+            last_row_id=got.last_row_id,
+            changed_db=changed_db,
+            size_after=self._size,
+            rows_read=rows_read,
+            rows_written=changes,
+        )
+        return Outcome(got.columns, got.rows, meta)
+
+    def _finish(self, outcomes: list[Outcome], start: Answer) -> Generator[Step, Answer, None]:
+        changed = any(o.meta["changed_db"] for o in outcomes)
+        if changed:
+            self._sequence += 1
+            yield from self._refresh_size()
+            for o in outcomes:
+                o.meta["size_after"] = self._size
+
+    def _refresh_size(self) -> Generator[Step, Answer, None]:
+        got = yield from self._internal("PRAGMA page_count")
+        self._size = int(got.rows[0][0]) * self._page_size
+
+    def _commit(self) -> Generator[Step, Answer, None]:
+        yield from self._internal("COMMIT")
+
+    def _rollback(self) -> Generator[Step, Answer, None]:
+        # A failed statement may already have ended the transaction (SQLITE_FULL and
+        # friends roll back on their own): a failing ROLLBACK then has nothing to undo.
+        answer = yield Execute("ROLLBACK" + self._tag, (), True)
+        del answer
+
+    def _internal(self, sql: str, params: Sequence[SqlValue] = ()) -> Generator[Step, Answer, Executed]:
+        answer = yield Execute(sql + self._tag, params, True)
+        if isinstance(answer, StepFailed):
+            raise _map_error(answer, self.authorizer, last=True, has_params=bool(params)) from answer.error
+        assert isinstance(answer, Executed)
+        return answer
