@@ -1,4 +1,4 @@
-"""The ``shardsim`` command line: ``shardsim --version``, ``shardsim bench``."""
+"""The ``shardsim`` command line: ``shardsim --version``, ``shardsim bench``, ``shardsim token``."""
 
 from __future__ import annotations
 
@@ -26,12 +26,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench = sub.add_parser("bench", help="run benchmarks (same as python -m bench)")
     bench.add_argument("suite", nargs="*", help="benchmark suites to run (default: all)")
+    token = sub.add_parser("token", help="print a bearer token for the dev server's shard endpoint")
+    token.add_argument("user", help="the user id the token authenticates")
+    token.add_argument("--admin", action="store_true", help="may subscribe as any subscriber id")
+    token.add_argument("--ttl", type=float, metavar="SECONDS", help="expire after SECONDS (default: never)")
+    token.add_argument(
+        "--secret-file",
+        metavar="PATH",
+        help="read the secret from PATH (default: SHARDSIM_SECRET from the environment or .dev.vars, "
+        "else .shardsim/secret)",
+    )
     args = parser.parse_args(argv)
     if args.command == "bench":
         from bench.__main__ import main as bench_main
 
         return bench_main(args.suite)
+    if args.command == "token":
+        return _token(args.user, admin=args.admin, ttl=args.ttl, secret_file=args.secret_file)
     parser.print_help()
+    return 0
+
+
+def _token(user: str, *, admin: bool, ttl: float | None, secret_file: str | None) -> int:
+    import time
+
+    from runtime.shard_objects import make_token
+    from runtime.shard_objects._tokens import load_secret
+
+    try:
+        secret = load_secret(".", secret_file=secret_file)
+    except (OSError, ValueError) as exc:
+        print(f"shardsim token: {exc}", file=sys.stderr)
+        return 2
+    if secret is None:
+        print(
+            "shardsim token: no token secret: set SHARDSIM_SECRET (environment or .dev.vars), "
+            "or run `shardsim dev` once to create .shardsim/secret",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        # The CLI runs outside any runtime: wall time is the right clock here.
+        print(make_token(secret, user, admin=admin, ttl=ttl, now_ms=time.time() * 1000))
+    except ValueError as exc:
+        print(f"shardsim token: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
