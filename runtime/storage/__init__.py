@@ -30,6 +30,11 @@ from ._kv import (
     SyncKV as SyncKV,
 )
 from ._limits import StorageLimits as StorageLimits
+from ._sql import (
+    RawCursor as RawCursor,
+    SqlStorage as SqlStorage,
+    SqlStorageCursor as SqlStorageCursor,
+)
 
 __all__ = [
     # engine
@@ -48,6 +53,10 @@ __all__ = [
     "StorageResult",
     "StorageStatistics",
     "SyncKV",
+    # ctx.storage.sql
+    "RawCursor",
+    "SqlStorage",
+    "SqlStorageCursor",
     # limits and errors
     "StorageLimits",
     "StorageTypeError",

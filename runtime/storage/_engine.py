@@ -43,6 +43,8 @@ from typing import Concatenate, Final, ParamSpec, TypeVar
 
 from shards._errors import StorageError
 
+from ._policy import SqlPolicy
+
 __all__ = [
     "ConnectionPool",
     "DatabaseStatistics",
@@ -76,17 +78,64 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
+# SQLite's primary result codes (https://www.sqlite.org/rescode.html), which workerd names
+# in its error messages (src/workerd/util/sqlite.c++, namedErrorCode).
+_PRIMARY_CODES: Final = tuple(
+    f"SQLITE_{name}"
+    for name in [
+        "OK",
+        "ERROR",
+        "INTERNAL",
+        "PERM",
+        "ABORT",
+        "BUSY",
+        "LOCKED",
+        "NOMEM",
+        "READONLY",
+        "INTERRUPT",
+        "IOERR",
+        "CORRUPT",
+        "NOTFOUND",
+        "FULL",
+        "CANTOPEN",
+        "PROTOCOL",
+        "EMPTY",
+        "SCHEMA",
+        "TOOBIG",
+        "CONSTRAINT",
+        "MISMATCH",
+        "MISUSE",
+        "NOLFS",
+        "AUTH",
+        "FORMAT",
+        "RANGE",
+        "NOTADB",
+        "NOTICE",
+        "WARNING",
+    ]
+)
+
+
+def sqlite_error_code_name(exc: sqlite3.Error) -> str | None:
+    """The primary result code name of a sqlite3 error (``SQLITE_CONSTRAINT``), or None.
+
+    Python gives the extended code (``SQLITE_CONSTRAINT_UNIQUE``); production
+    prints the primary one, which is the extended code's low byte.
+    """
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    primary = code & 0xFF
+    return _PRIMARY_CODES[primary] if primary < len(_PRIMARY_CODES) else f"SQLITE_{primary}"
+
+
 def sqlite_error_text(exc: sqlite3.Error) -> str:
     """Format a sqlite3 error as production does: ``<message>: <primary code name>``.
 
-    For example ``database or disk is full: SQLITE_FULL``. Python gives the
-    extended name (``SQLITE_IOERR_WRITE``); production prints the primary one.
+    For example ``database or disk is full: SQLITE_FULL``.
     """
-    name = getattr(exc, "sqlite_errorname", None)
-    if not name:
-        return str(exc)
-    primary = "_".join(name.split("_")[:2])
-    return f"{exc}: {primary}"
+    name = sqlite_error_code_name(exc)
+    return str(exc) if name is None else f"{exc}: {name}"
 
 
 def _sqlite_boundary(
@@ -256,6 +305,8 @@ class ObjectDatabase:
         # Bumped whenever a batch ends, so a savepoint token from a discarded batch is stale.
         self._generation = 0
         self._fail_next_commit: str | None = None
+        #: The authorizer of this database's connections (user SQL rules, internal bypass).
+        self.policy = SqlPolicy()
         self._commits = 0
         self._rollbacks = 0
         self._failed_commits = 0
@@ -408,8 +459,7 @@ class ObjectDatabase:
                 # journal_mode is stored in the file: set once, kept by every later open.
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            for statement in _SCHEMA:
-                conn.execute(statement)
+            self._configure(conn)
         except sqlite3.Error as exc:
             conn.close()
             raise StorageError(f"cannot initialise {self.path}: {sqlite_error_text(exc)}") from exc
@@ -418,6 +468,25 @@ class ObjectDatabase:
         self._opens += 1
         logger.debug("%s %s", "created" if creating else "opened", self.path)
         self._pool._opened(self)
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        # Production enforces foreign keys (workerd's sql-test.js: "By default, [foreign] keys
+        # are enforced"); SQLite ignores this PRAGMA inside a transaction, so set it first.
+        conn.execute("PRAGMA foreign_keys=ON")
+        for statement in _SCHEMA:
+            conn.execute(statement)
+        self.policy.install(conn)
+
+    def scratch_connection(self) -> sqlite3.Connection:
+        """An in-memory database shaped like a new object's, with the same rules.
+
+        It serves user SQL on an object that has no file yet, so a read can run
+        (and return what an empty object holds) without creating the file. The
+        caller closes it.
+        """
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        self._configure(conn)
         return conn
 
     def _evictable(self) -> bool:

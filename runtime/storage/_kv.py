@@ -58,11 +58,13 @@ from ._limits import (
     PUT_BAD_ARGUMENTS,
     PUT_UNDEFINED_VALUE,
     SET_ALARM_NOT_POSITIVE,
+    SQL_NOT_SQLITE,
     SYNC_KV_NOT_SQLITE,
     TXN_COMMITTED,
     TXN_ROLLED_BACK,
     StorageLimits,
 )
+from ._sql import SqlStorage, transaction_sync
 
 __all__ = [
     "DeferredStorageCall",
@@ -364,6 +366,7 @@ class DurableObjectStorage:
         self._limits = limits
         self._delete_all_deletes_alarm = compat_delete_all_deletes_alarm
         self._kv = SyncKV(self) if limits.sql_enabled else None
+        self._sql: SqlStorage | None = None
         self._transactions = 0  # open storage.transaction() closures
         # (task that opened it, set when it ends) per open transaction, innermost last.
         self._open_transactions: list[tuple[trio.lowlevel.Task, trio.Event]] = []
@@ -388,6 +391,37 @@ class DurableObjectStorage:
         if self._kv is None:
             raise StorageError(SYNC_KV_NOT_SQLITE)
         return self._kv
+
+    @property
+    def sql(self) -> SqlStorage:
+        """The SQL API (SQLite-backed objects only): ``sql.exec(query, *bindings)``, ``databaseSize``.
+
+        Raises:
+            StorageError: on a KV-backed (``new_classes``) object.
+        """
+        sql = self._sql
+        if sql is None:
+            if not self._limits.sql_enabled:
+                raise StorageError(SQL_NOT_SQLITE)
+            sql = self._sql = SqlStorage(self)
+        return sql
+
+    def transactionSync(self, closure: Callable[[], T]) -> T:
+        """Run the synchronous ``closure()`` as one transaction and return its result.
+
+        The closure runs at once, inside a savepoint of the open write batch;
+        if it raises, its writes (SQL and KV) are rolled back and the exception
+        propagates. Nesting is allowed (an inner failure undoes only the inner
+        writes). SQLite-backed objects only.
+
+        Raises:
+            StorageTypeError: ``closure`` is not callable, is an ``async def``
+                function, or returned an awaitable (its writes are rolled back).
+            StorageError: on a KV-backed object.
+        """
+        if not self._limits.sql_enabled:
+            raise StorageError(SQL_NOT_SQLITE)
+        return transaction_sync(self, closure)
 
     def statistics(self) -> StorageStatistics:
         """Return counters for this object's storage."""

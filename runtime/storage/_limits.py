@@ -32,8 +32,18 @@ __all__ = [
     "PUT_BAD_ARGUMENTS",
     "PUT_UNDEFINED_VALUE",
     "SET_ALARM_NOT_POSITIVE",
+    "SQL_CURSOR_CLOSED",
+    "SQL_MULTI_STATEMENT_PARAMETERS",
+    "SQL_NOT_SQLITE",
+    "SQL_NO_STATEMENT",
+    "SQL_ONE_MULTIPLE",
+    "SQL_ONE_NONE",
+    "SQL_STATEMENT_TOO_LONG",
+    "SQL_TRANSACTION_STATEMENT",
+    "SQL_WRONG_BINDINGS",
     "SQLITE_TOO_BIG",
     "SYNC_KV_NOT_SQLITE",
+    "TRANSACTION_SYNC_ASYNC",
     "TXN_COMMITTED",
     "TXN_ROLLED_BACK",
     "VALUE_TOO_LARGE",
@@ -99,6 +109,52 @@ TXN_COMMITTED: Final = (
 SYNC_KV_NOT_SQLITE: Final = (
     "ctx.storage.kv (the synchronous KV API) is only available on SQLite-backed Durable Objects; "
     "declare the class with new_sqlite_classes instead of new_classes in the migrations"
+)
+
+# --- SQL API (ctx.storage.sql) -----------------------------------------------------------------
+# workerd src/workerd/util/sqlite.c++, SqliteDatabase::prepareSql (an empty string, only
+# comments, or an empty statement; workerd's sql-test.js checks "" and ";"). No fields.
+SQL_NO_STATEMENT: Final = "SQL code did not contain a statement."
+
+# workerd src/workerd/util/sqlite.c++, Query::checkRequirements. No fields.
+SQL_WRONG_BINDINGS: Final = "Wrong number of parameter bindings for SQL query."
+
+# workerd src/workerd/util/sqlite.c++, SqliteDatabase::prepareSql (MULTI). No fields.
+SQL_MULTI_STATEMENT_PARAMETERS: Final = (
+    "When executing multiple SQL statements in a single call, only the last statement can have parameters."
+)
+
+# workerd src/workerd/api/sql.c++, SqlStorage::Cursor::one. No fields.
+SQL_ONE_NONE: Final = "Expected exactly one result from SQL query, but got no results."
+SQL_ONE_MULTIPLE: Final = "Expected exactly one result from SQL query, but got multiple results."
+
+# workerd src/workerd/api/sql.c++, SqlStorage::allowTransactions (reference 2.28, verbatim).
+# Raised for BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT and RELEASE. No fields.
+SQL_TRANSACTION_STATEMENT: Final = (
+    "To execute a transaction, please use the state.storage.transaction() or "
+    "state.storage.transactionSync() APIs instead of the SQL BEGIN TRANSACTION or SAVEPOINT "
+    "statements. The JavaScript API is safer because it will automatically roll back on "
+    "exceptions, and because it interacts correctly with Durable Objects' automatic atomic "
+    "write coalescing."
+)
+
+# SQLite's own text for SQLITE_LIMIT_SQL_LENGTH (100,000 bytes in production), with the code
+# name workerd appends. No fields.
+SQL_STATEMENT_TOO_LONG: Final = "statement too long: SQLITE_TOOBIG"
+
+# Ours: production's texts for these were not found. No fields.
+SQL_NOT_SQLITE: Final = (
+    "ctx.storage.sql and transactionSync() are only available on SQLite-backed Durable Objects; "
+    "declare the class with new_sqlite_classes instead of new_classes in the migrations"
+)
+TRANSACTION_SYNC_ASYNC: Final = (
+    "transactionSync() takes a synchronous function: the transaction ends when the function "
+    "returns, so an async function (or one returning an awaitable) would run outside it; "
+    "use storage.transaction() for async code"
+)
+SQL_CURSOR_CLOSED: Final = (
+    "this SQL cursor can no longer be read: the object's database connection was closed "
+    "(hibernation, eviction or reset); read cursors before awaiting anything"
 )
 
 # --- numbers ----------------------------------------------------------------------------------

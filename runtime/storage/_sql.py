@@ -1,0 +1,646 @@
+"""``ctx.storage.sql``: the SQL API of SQLite-backed objects, with production's rules.
+
+``sql.exec(query, *bindings)`` runs at once, on the object's one connection,
+and returns a :class:`SqlStorageCursor`. What production does and we do too
+(workerd src/workerd/api/sql.c++, src/workerd/util/sqlite.c++; reference 2D):
+
+* Several ``;``-separated statements may be given: all run, in order; the
+  bindings belong to the last one and the cursor reads the last one's rows.
+  Only the last statement may have parameters. A string with no statement
+  (empty, only comments, or an empty statement such as a trailing ``;`` after
+  a comment) is refused.
+* Bindable values are what a JavaScript caller can pass: str, numbers, None
+  and bytes (a BLOB). Production binds every number as a double, so we do:
+  an int binds as a float (``typeof(?)`` is ``'real'``), and an int beyond
+  ±(2**53 - 1), which Pyodide would hand over as a BigInt, is refused; so is
+  a bool (JavaScript booleans are not bindable in Durable Object SQL).
+* Values read back as JavaScript numbers reach Python: a number with an integral
+  value within ±(2**53 - 1) is an int, any other number a float (so integers
+  beyond 2**53 lose precision, as in production; gotcha 39). BLOBs are bytes.
+* Errors read ``<sqlite message>: SQLITE_<PRIMARY CODE>``; a few are
+  workerd's own texts (see :mod:`runtime.storage._limits`).
+
+Invariants:
+
+* A statement that may write runs inside the open write batch
+  (``db.write_connection()``) and then calls ``host.wrote(confirmed=True)``,
+  exactly like a KV write; a statement that only reads never opens a batch and
+  never tells the host. Whether a statement writes is what SQLite's authorizer
+  reports while compiling it (workerd asks ``sqlite3_stmt_readonly``, which
+  Python does not expose); we compile a new text once as ``EXPLAIN <text>`` to
+  learn it, and remember the answer per text.
+* An ``exec`` is all or nothing: a single statement is atomic in SQLite, and a
+  multi-statement ``exec`` runs inside a savepoint that a failure rolls back.
+  Production runs the statements before the failing one for good (workerd
+  steps each statement as it parses the string); we are stricter, on purpose.
+* An object that has no database file yet runs user SQL on an in-memory
+  database shaped like a new object's: a read returns what an empty object
+  holds and creates no file; a statement that turns out to write runs again
+  on the real file, which it creates.
+* A read cursor is lazy: rows are stepped as it is read (one row ahead, as in
+  production), so reading it after an ``await`` can see later writes. Results of
+  a statement that writes, and of a multi-statement ``exec``, are read in full
+  at once. A cursor whose connection was closed (the object hibernated, or its
+  idle connection went back to the pool) raises StorageError when read.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+
+from shards._errors import StorageError, StorageLimitError, StorageTypeError
+
+from ._engine import sqlite_error_code_name
+from ._limits import (
+    SQL_CURSOR_CLOSED,
+    SQL_MULTI_STATEMENT_PARAMETERS,
+    SQL_NO_STATEMENT,
+    SQL_ONE_MULTIPLE,
+    SQL_ONE_NONE,
+    SQL_STATEMENT_TOO_LONG,
+    SQL_TRANSACTION_STATEMENT,
+    SQL_WRONG_BINDINGS,
+    TRANSACTION_SYNC_ASYNC,
+)
+from ._policy import MAX_SQL_BYTES, user_text
+
+if TYPE_CHECKING:
+    from ._kv import DurableObjectStorage
+
+__all__ = ["RawCursor", "SqlStorage", "SqlStorageCursor"]
+
+T = TypeVar("T")
+
+MAX_SAFE_INTEGER: Final = 2**53 - 1
+_PLAN_CACHE: Final = 512
+_Row = tuple[Any, ...]
+
+
+# --- values ---------------------------------------------------------------------------------------
+
+
+def _bindings(values: tuple[object, ...]) -> list[object]:
+    """Check and convert exec() bindings as production would receive them."""
+    out: list[object] = []
+    for value in values:
+        kind = type(value)
+        if kind is str or kind is float or kind is bytes or value is None:
+            out.append(value)
+        elif kind is int:
+            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:  # type: ignore[operator]
+                raise StorageTypeError(_big_int(len(out) + 1, value))
+            out.append(float(value))  # type: ignore[arg-type]
+        else:
+            out.append(_binding_slow(len(out) + 1, value))
+    return out
+
+
+def _big_int(position: int, value: object) -> str:
+    return (
+        f"sql.exec() binding {position} is the int {value}, beyond ±(2**53 - 1): production binds "
+        "numbers as doubles and would receive it as a BigInt, which SQL bindings do not accept; "
+        "bind it as a str"
+    )
+
+
+def _binding_slow(position: int, value: object) -> object:
+    if isinstance(value, bool):
+        raise StorageTypeError(
+            f"sql.exec() binding {position} is a bool: JavaScript booleans are not bindable in "
+            "Durable Object SQL; bind 1 or 0"
+        )
+    if isinstance(value, int):
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise StorageTypeError(_big_int(position, value))
+        return float(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bytes):
+        return bytes(value)
+    raise StorageTypeError(
+        f"sql.exec() binding {position} has type {type(value).__name__}; SQL bindings must be "
+        "str, int, float, bytes (a BLOB) or None"
+    )
+
+
+def _js_values(row: _Row) -> list[Any]:
+    """A row's values as production hands them to Python (JavaScript numbers through Pyodide)."""
+    values = list(row)
+    for i, value in enumerate(values):
+        kind = type(value)
+        if kind is int:
+            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                values[i] = float(value)
+        elif kind is float and value.is_integer() and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            values[i] = int(value)
+    return values
+
+
+# --- splitting ------------------------------------------------------------------------------------
+
+
+def _skip_trivia(text: str, pos: int) -> int:
+    """The index of the first character at or after ``pos`` that is not whitespace or a comment."""
+    end = len(text)
+    while pos < end:
+        char = text[pos]
+        if char.isspace():
+            pos += 1
+        elif text.startswith("--", pos):
+            newline = text.find("\n", pos)
+            pos = end if newline < 0 else newline + 1
+        elif text.startswith("/*", pos):
+            close = text.find("*/", pos + 2)
+            pos = end if close < 0 else close + 2
+        else:
+            return pos
+    return pos
+
+
+def split_statements(query: str) -> list[str]:
+    """Split ``query`` into its statements, as SQLite's parser would see them.
+
+    A ``;`` ends a statement only where :func:`sqlite3.complete_statement` agrees
+    (not inside a string, a comment or a trigger body). Whitespace after the
+    last statement is dropped. Text that holds no statement (only comments or
+    an empty ``;``) is refused, as production refuses it.
+
+    Raises:
+        StorageError: ``SQL code did not contain a statement.``
+    """
+    pieces: list[str] = []
+    start = 0
+    search = 0
+    end = len(query)
+    while True:
+        semi = query.find(";", search)
+        if semi < 0:
+            break
+        search = semi + 1
+        candidate = query[start:search]
+        if sqlite3.complete_statement(candidate):
+            pieces.append(candidate)
+            start = search
+            if _skip_whitespace(query, start) == end:
+                break
+    rest = query[start:]
+    if rest.strip():
+        pieces.append(rest)
+    if not pieces:
+        raise StorageError(SQL_NO_STATEMENT)
+    for piece in pieces:
+        body = _skip_trivia(piece, 0)
+        if body == len(piece) or piece[body] == ";":
+            raise StorageError(SQL_NO_STATEMENT)
+    return pieces
+
+
+def _skip_whitespace(text: str, pos: int) -> int:
+    end = len(text)
+    while pos < end and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+# --- the API ----------------------------------------------------------------------------------------
+
+
+@final
+class SqlStorage:
+    """``ctx.storage.sql`` of one SQLite-backed object.
+
+    Built by :attr:`DurableObjectStorage.sql`; user code never constructs it.
+    """
+
+    __slots__ = ("_db", "_host", "_plans", "_storage")
+
+    def __init__(self, storage: DurableObjectStorage) -> None:
+        self._storage = storage
+        self._db = storage._db
+        self._host = storage._host
+        # query text -> its statements (as handed to sqlite3)
+        self._plans: dict[str, tuple[str, ...]] = {}
+
+    def exec(self, query: str, *bindings: object) -> SqlStorageCursor:
+        """Run ``query`` (one statement or several) and return a cursor on the last one's rows.
+
+        Args:
+            query: SQL text; ``?`` / ``?NNN`` placeholders in the last statement.
+            *bindings: str, int, float, bytes or None, one per parameter.
+
+        Raises:
+            StorageTypeError: a binding of a type production cannot bind, or a
+                query that is not a str.
+            StorageLimitError: a statement over 100,000 bytes, or a value over
+                2,000,000 bytes (``SQLITE_TOOBIG``).
+            StorageError: any other refusal, with production's message: a
+                syntax error, the wrong number of bindings, a transaction
+                statement, a ``_cf_`` name (``not authorized: SQLITE_AUTH``), a
+                constraint failure, ...
+        """
+        self._host.check_alive()
+        params = _bindings(bindings)
+        pieces = self._plans.get(query) if type(query) is str else None
+        if pieces is None:
+            pieces = self._plan(query)
+        db = self._db
+        conn = db.read_connection()
+        if conn is None:
+            return self._exec_without_file(pieces, params)
+        if len(pieces) == 1:
+            piece = pieces[0]
+            writes = db.policy.kinds.get(piece)
+            if writes is None:
+                writes = self._classify(conn, piece, params)
+            if not writes:
+                return self._read(conn, piece, params)
+        return self._write(pieces, params)
+
+    @property
+    def databaseSize(self) -> int:
+        """The database's size in bytes: (page_count - freelist_count) * page_size."""
+        self._host.check_alive()
+        conn = self._db.read_connection()
+        scratch = conn is None
+        if conn is None:
+            conn = self._db.scratch_connection()
+        try:
+            pages = conn.execute(
+                "SELECT (SELECT * FROM pragma_page_count) - (SELECT * FROM pragma_freelist_count)"
+            ).fetchone()[0]
+            page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        except sqlite3.Error as exc:  # pragma: no cover - the pragmas cannot fail on an open database
+            raise StorageError(str(exc)) from exc
+        finally:
+            if scratch:
+                conn.close()
+        return int(pages) * int(page_size)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _plan(self, query: object) -> tuple[str, ...]:
+        if not isinstance(query, str):
+            raise StorageTypeError(f"sql.exec() takes the query as a str, got {type(query).__name__}")
+        text = query if type(query) is str else str.__str__(query)
+        # A str of n characters holds n to 4n UTF-8 bytes: encode only when it could matter.
+        if len(text) * 4 > MAX_SQL_BYTES and (
+            len(text) > MAX_SQL_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_SQL_BYTES
+        ):
+            raise StorageLimitError(SQL_STATEMENT_TOO_LONG)
+        pieces = tuple(user_text(piece) for piece in split_statements(text))
+        if len(self._plans) >= _PLAN_CACHE:
+            self._plans.clear()
+        self._plans[text] = pieces
+        return pieces
+
+    def _error(self, exc: BaseException, *, intermediate: bool = False) -> StorageError:
+        """Production's error for a failure of user SQL."""
+        policy = self._db.policy
+        if policy.refused_transaction:
+            policy.refused_transaction = False
+            return StorageError(SQL_TRANSACTION_STATEMENT)
+        if isinstance(exc, UnicodeEncodeError):
+            return StorageTypeError(
+                "sql.exec(): a str binding or the query contains a lone surrogate, so it has no UTF-8 form"
+            )
+        message = str(exc)
+        if isinstance(exc, sqlite3.ProgrammingError):
+            if message.startswith("Incorrect number of bindings"):
+                return StorageError(SQL_MULTI_STATEMENT_PARAMETERS if intermediate else SQL_WRONG_BINDINGS)
+            if message.startswith("Cannot operate on a closed"):
+                return StorageError(SQL_CURSOR_CLOSED)
+        name = sqlite_error_code_name(exc) if isinstance(exc, sqlite3.Error) else None
+        if name is None:
+            return StorageError(message)
+        text = f"{message}: {name}"
+        return StorageLimitError(text) if name == "SQLITE_TOOBIG" else StorageError(text)
+
+    def _classify(self, conn: sqlite3.Connection, piece: str, params: list[object]) -> bool:
+        """Whether ``piece`` writes, from the authorizer while SQLite compiles it (not run)."""
+        policy = self._db.policy
+        head = _skip_trivia(piece, 0)
+        if piece[head : head + 7].lower() == "explain":
+            writes = False  # EXPLAIN never runs its statement
+        else:
+            policy.reset()
+            try:
+                policy.enter(conn)
+                conn.execute("EXPLAIN " + piece, params)
+            except (sqlite3.Error, ValueError) as exc:
+                raise self._error(exc) from exc
+            finally:
+                policy.exit(conn)
+            writes = policy.wrote
+        kinds = policy.kinds
+        if len(kinds) >= _PLAN_CACHE:
+            kinds.clear()
+        kinds[piece] = writes
+        return writes
+
+    def _read(self, conn: sqlite3.Connection, piece: str, params: list[object]) -> SqlStorageCursor:
+        policy = self._db.policy
+        try:
+            policy.enter(conn)
+            cur = conn.execute(piece, params)
+            first = cur.fetchone()
+            second = None if first is None else cur.fetchone()
+        except (sqlite3.Error, ValueError) as exc:
+            raise self._error(exc) from exc
+        finally:
+            policy.exit(conn)
+        description = cur.description
+        names = [d[0] for d in description] if description else []
+        if second is not None:
+            return SqlStorageCursor(self, names, [first, second], cur, 0)
+        return SqlStorageCursor(self, names, [] if first is None else [first], None, 0)
+
+    def _run(self, conn: sqlite3.Connection, pieces: tuple[str, ...], params: list[object]) -> sqlite3.Cursor:
+        """Run every statement of ``pieces`` with the user's rules; the last one's cursor."""
+        for piece in pieces[:-1]:
+            try:
+                conn.execute(piece)
+            except (sqlite3.Error, ValueError) as exc:
+                raise self._error(exc, intermediate=True) from exc
+        try:
+            return conn.execute(pieces[-1], params)
+        except (sqlite3.Error, ValueError) as exc:
+            raise self._error(exc) from exc
+
+    def _write(self, pieces: tuple[str, ...], params: list[object]) -> SqlStorageCursor:
+        db = self._db
+        policy = db.policy
+        began = not db.dirty
+        conn = db.write_connection()
+        multi = len(pieces) > 1
+        token = db.savepoint() if multi else None
+        before = conn.total_changes
+        policy.reset()
+        try:
+            try:
+                policy.enter(conn)
+                cur = self._run(conn, pieces, params)
+                rows = cur.fetchall()
+            except (sqlite3.Error, ValueError) as exc:
+                raise self._error(exc) from exc
+            finally:
+                policy.exit(conn)
+        except BaseException:
+            if token is not None:
+                db.rollback_savepoint(token)
+            if began:
+                db.rollback()  # the batch holds nothing but this failed exec
+            raise
+        if token is not None:
+            db.release_savepoint(token)
+        changed = conn.total_changes - before
+        if policy.wrote or changed or not multi:
+            self._host.wrote(confirmed=True)
+        elif began:
+            db.rollback()  # a multi-statement exec that only read: close the batch it opened
+        description = cur.description
+        names = [d[0] for d in description] if description else []
+        return SqlStorageCursor(self, names, rows, None, changed)
+
+    def _exec_without_file(self, pieces: tuple[str, ...], params: list[object]) -> SqlStorageCursor:
+        conn = self._db.scratch_connection()
+        policy = self._db.policy
+        try:
+            conn.execute("BEGIN")
+            policy.reset()
+            try:
+                policy.enter(conn)
+                cur = self._run(conn, pieces, params)
+                rows = cur.fetchall()
+            except (sqlite3.Error, ValueError) as exc:
+                raise self._error(exc) from exc
+            finally:
+                policy.exit(conn)
+            wrote = policy.wrote or conn.total_changes > 0
+            description = cur.description
+        finally:
+            conn.close()
+        if wrote:
+            return self._write(pieces, params)  # now on the real file, which this creates
+        names = [d[0] for d in description] if description else []
+        return SqlStorageCursor(self, names, rows, None, 0)
+
+
+@final
+class SqlStorageCursor:
+    """The result of ``sql.exec``: an iterator of rows as dicts (column name -> value).
+
+    Rows are read lazily for reads (see the module docstring). When two
+    columns share a name, the dict keeps the last one's value; :meth:`raw`
+    gives every value.
+    """
+
+    __slots__ = ("_buffer", "_cur", "_names", "_read", "_sql", "_written")
+
+    def __init__(
+        self,
+        sql: SqlStorage,
+        names: list[str],
+        buffer: list[_Row],
+        cur: sqlite3.Cursor | None,
+        written: int,
+    ) -> None:
+        self._sql = sql
+        self._names = names
+        self._buffer = buffer
+        self._cur = cur  # None once every row is in the buffer
+        self._read = 0
+        self._written = written
+
+    def __repr__(self) -> str:
+        return f"<SqlStorageCursor columns={self._names!r} rowsRead={self._read}>"
+
+    @property
+    def columnNames(self) -> list[str]:
+        """The result's column names, in order (duplicates included)."""
+        return list(self._names)
+
+    @property
+    def rowsRead(self) -> int:
+        """Rows read so far (approximation: the rows this cursor has returned).
+
+        Production counts the rows SQLite scanned, so a ``count(*)`` over 1,000
+        rows reads 1,000 there and 1 here.
+        """
+        return self._read
+
+    @property
+    def rowsWritten(self) -> int:
+        """Rows written (approximation: rows the statements inserted, updated or deleted).
+
+        Python's sqlite3 exposes only the connection's change counter: rows
+        changed by triggers are counted, index rows (which production bills
+        as extra rows written) are not.
+        """
+        return self._written
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def _next_row(self) -> _Row | None:
+        buffer = self._buffer
+        if buffer:
+            row = buffer.pop(0)
+            if not buffer and self._cur is not None:
+                self._fetch_ahead()
+            self._read += 1
+            return row
+        return None
+
+    def _fetch_ahead(self) -> None:
+        cur = self._cur
+        assert cur is not None
+        sql = self._sql
+        conn = cur.connection
+        policy = sql._db.policy
+        try:
+            policy.enter(conn)
+            row = cur.fetchone()
+        except (sqlite3.Error, ValueError) as exc:
+            self._cur = None
+            raise sql._error(exc) from exc
+        finally:
+            policy.exit(conn)
+        if row is None:
+            self._cur = None
+        else:
+            self._buffer.append(row)
+
+    def _row_dict(self, row: _Row) -> dict[str, Any]:
+        return dict(zip(self._names, _js_values(row), strict=True))
+
+    def __iter__(self) -> SqlStorageCursor:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        row = self._next_row()
+        if row is None:
+            raise StopIteration
+        return self._row_dict(row)
+
+    def next(self) -> dict[str, Any]:
+        """The next row as production's iterator result: ``{"done": False, "value": row}``.
+
+        Once the rows are exhausted: ``{"done": True, "value": None}``.
+        """
+        row = self._next_row()
+        if row is None:
+            return {"done": True, "value": None}
+        return {"done": False, "value": self._row_dict(row)}
+
+    def toArray(self) -> list[dict[str, Any]]:
+        """Every remaining row, as dicts; the cursor is exhausted afterwards."""
+        return [self._row_dict(row) for row in self._drain()]
+
+    def one(self) -> dict[str, Any]:
+        """The only row.
+
+        Raises:
+            StorageError: production's ``Expected exactly one result from SQL
+                query, but got no results.`` / ``... but got multiple results.``
+        """
+        row = self._next_row()
+        if row is None:
+            raise StorageError(SQL_ONE_NONE)
+        if self._buffer:
+            self._buffer.clear()
+            self._cur = None
+            raise StorageError(SQL_ONE_MULTIPLE)
+        return self._row_dict(row)
+
+    def raw(self) -> RawCursor:
+        """An iterator of value lists that shares this cursor's position."""
+        return RawCursor(self)
+
+    def _drain(self) -> list[_Row]:
+        rows = self._buffer
+        self._buffer = []
+        cur = self._cur
+        if cur is not None:
+            self._cur = None
+            sql = self._sql
+            conn = cur.connection
+            policy = sql._db.policy
+            try:
+                policy.enter(conn)
+                rows.extend(cur.fetchall())
+            except (sqlite3.Error, ValueError) as exc:
+                raise sql._error(exc) from exc
+            finally:
+                policy.exit(conn)
+        self._read += len(rows)
+        return rows
+
+
+@final
+class RawCursor:
+    """``cursor.raw()``: rows as lists of values, read from the same position as the cursor."""
+
+    __slots__ = ("_cursor",)
+
+    def __init__(self, cursor: SqlStorageCursor) -> None:
+        self._cursor = cursor
+
+    @property
+    def columnNames(self) -> list[str]:
+        """The column names of the cursor."""
+        return self._cursor.columnNames
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        return self
+
+    def __next__(self) -> list[Any]:
+        row = self._cursor._next_row()
+        if row is None:
+            raise StopIteration
+        return _js_values(row)
+
+    def next(self) -> dict[str, Any]:
+        """``{"done": False, "value": [values]}``, or ``{"done": True, "value": None}``."""
+        row = self._cursor._next_row()
+        if row is None:
+            return {"done": True, "value": None}
+        return {"done": False, "value": _js_values(row)}
+
+    def toArray(self) -> list[list[Any]]:
+        """Every remaining row as a list of values."""
+        return [_js_values(row) for row in self._cursor._drain()]
+
+
+def transaction_sync(storage: DurableObjectStorage, closure: Callable[[], T]) -> T:
+    """``ctx.storage.transactionSync(closure)``: see :meth:`DurableObjectStorage.transactionSync`."""
+    if not callable(closure):
+        raise StorageTypeError(f"transactionSync() takes a function, got {type(closure).__name__}")
+    if inspect.iscoroutinefunction(closure):
+        raise StorageTypeError(TRANSACTION_SYNC_ASYNC)
+    storage._host.check_alive()
+    db = storage._db
+    token = db.savepoint()
+    storage._transactions += 1
+    keep = False
+    try:
+        result = closure()
+        if inspect.isawaitable(result):
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()  # a coroutine that will never run must not warn
+            raise StorageTypeError(TRANSACTION_SYNC_ASYNC)
+        keep = True
+    finally:
+        storage._transactions -= 1
+        if keep:
+            db.release_savepoint(token)
+        else:
+            db.rollback_savepoint(token)
+        if db.can_commit and db.dirty:
+            # The savepoint opened (or joined) the batch; like transaction(), its end is a write.
+            storage._host.wrote(confirmed=True)
+    return result
