@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from shards._errors import (
     D1ColumnNotFound as D1ColumnNotFound,
     D1ConstraintError as D1ConstraintError,
@@ -28,15 +30,32 @@ from ._api import (
     D1PreparedStatement as D1PreparedStatement,
 )
 from ._core import D1Limits as D1Limits, JsDict as JsDict
+from ._datastore import (
+    D1DataStore as D1DataStore,
+    D1Executor as D1Executor,
+    Entity as Entity,
+    Executor as Executor,
+    Field as Field,
+    Manifest as Manifest,
+    Relation as Relation,
+    SqliteExecutor as SqliteExecutor,
+)
+from ._migrations import (
+    Migration as Migration,
+    apply_migrations as apply_migrations,
+    list_migrations as list_migrations,
+)
 from ._trio import close_d1 as close_d1, open_d1 as open_d1
 
 __all__ = [
     "D1ColumnNotFound",
     "D1ConstraintError",
+    "D1DataStore",
     "D1Database",
     "D1DatabaseSession",
     "D1Error",
     "D1ExecError",
+    "D1Executor",
     "D1Limits",
     "D1MigrationError",
     "D1NotAuthorized",
@@ -46,7 +65,27 @@ __all__ = [
     "D1SyntaxError",
     "D1TypeError",
     "DataStoreError",
+    "Entity",
+    "Executor",
+    "Field",
     "JsDict",
+    "Manifest",
+    "Migration",
+    "Relation",
+    "SqliteExecutor",
+    "apply_migrations",
     "close_d1",
+    "close_d1_asyncio",
+    "list_migrations",
     "open_d1",
+    "open_d1_asyncio",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The asyncio driver needs aiosqlite (extra "shardsim[asyncio]"): import it on first use only.
+    if name in ("open_d1_asyncio", "close_d1_asyncio"):
+        from . import _asyncio
+
+        return getattr(_asyncio, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

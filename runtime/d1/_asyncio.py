@@ -31,7 +31,7 @@ from ._api import D1Database
 from ._core import Answer, D1Limits, Engine, Execute, Executed, Step, StepFailed
 from ._trio import configure_connection, connect
 
-__all__ = ["AsyncioDriver", "open_d1_asyncio"]
+__all__ = ["AsyncioDriver", "close_d1_asyncio", "open_d1_asyncio"]
 
 T = TypeVar("T")
 

@@ -577,7 +577,7 @@ class Engine:
         # sqlite3 caches compiled statements by their text, and the authorizer only runs
         # when a statement is compiled: a user statement with the same text as one of ours
         # would reuse our authorized compilation. Our texts end in a comment nobody can guess.
-        self._tag = f" /* d1 {secrets.token_hex(8)} */"
+        self._tag = f"/* d1 {secrets.token_hex(8)} */ "
 
     # -- lifecycle --
 
@@ -748,11 +748,11 @@ class Engine:
     def _rollback(self) -> Generator[Step, Answer, None]:
         # A failed statement may already have ended the transaction (SQLITE_FULL and
         # friends roll back on their own): a failing ROLLBACK then has nothing to undo.
-        answer = yield Execute("ROLLBACK" + self._tag, (), True)
+        answer = yield Execute(self._tag + "ROLLBACK", (), True)
         del answer
 
     def _internal(self, sql: str, params: Sequence[SqlValue] = ()) -> Generator[Step, Answer, Executed]:
-        answer = yield Execute(sql + self._tag, params, True)
+        answer = yield Execute(self._tag + sql, params, True)
         if isinstance(answer, StepFailed):
             raise _map_error(answer, self.authorizer, last=True, has_params=bool(params)) from answer.error
         assert isinstance(answer, Executed)
