@@ -385,6 +385,8 @@ class SqlStorage:
                 policy.enter(conn)
                 cur = self._run(conn, pieces, params)
                 rows = cur.fetchall()
+            except StorageError:  # already production's error (some are ValueErrors)
+                raise
             except (sqlite3.Error, ValueError) as exc:
                 raise self._error(exc) from exc
             finally:
@@ -416,6 +418,8 @@ class SqlStorage:
                 policy.enter(conn)
                 cur = self._run(conn, pieces, params)
                 rows = cur.fetchall()
+            except StorageError:  # already production's error (some are ValueErrors)
+                raise
             except (sqlite3.Error, ValueError) as exc:
                 raise self._error(exc) from exc
             finally:
