@@ -141,9 +141,12 @@ _ATTACH: Final = 24
 _DETACH: Final = 25
 _SAVEPOINT: Final = 32
 
-#: PRAGMAs D1 lets user SQL run (developers.cloudflare.com/d1/sql-api/sql-statements/).
-#: Those with a value are only allowed when listed in _SETTABLE_PRAGMAS.
-_ALLOWED_PRAGMAS: Final = frozenset(
+#: PRAGMAs D1 lets user SQL run (developers.cloudflare.com/d1/sql-api/sql-statements/), by how
+#: they may be called. Foreign keys are always on in D1; only their deferral may change (D1FK).
+_READ_PRAGMAS: Final = frozenset(
+    {"foreign_keys", "page_count", "page_size", "data_version", "freelist_count"}
+)
+_ARGUMENT_PRAGMAS: Final = frozenset(
     {
         "table_list",
         "table_info",
@@ -155,20 +158,9 @@ _ALLOWED_PRAGMAS: Final = frozenset(
         "foreign_key_check",
         "quick_check",
         "integrity_check",
-        "defer_foreign_keys",
-        "foreign_keys",
-        "case_sensitive_like",
-        "ignore_check_constraints",
-        "legacy_alter_table",
-        "recursive_triggers",
-        "reverse_unordered_selects",
         "optimize",
-        "page_count",
-        "page_size",
-        "data_version",
     }
 )
-#: Foreign keys are always on in D1; only their deferral may change (D1FK).
 _SETTABLE_PRAGMAS: Final = frozenset(
     {
         "defer_foreign_keys",
@@ -507,9 +499,9 @@ class Authorizer:
             return _SQLITE_DENY
         if action == _PRAGMA:
             name = (arg1 or "").lower()
-            if name not in _ALLOWED_PRAGMAS or (arg2 is not None and name not in _SETTABLE_PRAGMAS):
-                return _SQLITE_DENY
-            return _SQLITE_OK
+            if name in _ARGUMENT_PRAGMAS or name in _SETTABLE_PRAGMAS:
+                return _SQLITE_OK
+            return _SQLITE_OK if name in _READ_PRAGMAS and arg2 is None else _SQLITE_DENY
         # workerd's isAllowedName: any table, index, trigger or view named _cf_*.
         if (arg1 is not None and arg1.startswith("_cf_")) or (arg2 is not None and arg2.startswith("_cf_")):
             return _SQLITE_DENY

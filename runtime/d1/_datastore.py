@@ -606,7 +606,8 @@ class D1DataStore:
         for name, value in data.items():
             if name == "id":
                 raise DataStoreError(INVALID_DATA, f"{ent.name}.id is generated; it cannot be set")
-            out[self._field(ent, name)] = self._encode(ent, name, value)
+            column = self._field(ent, name)  # checked before the value is looked at
+            out[column] = self._encode(ent, column, value)
         return out
 
     def _encode(self, ent: Entity, name: str, value: Any) -> SqlValue:

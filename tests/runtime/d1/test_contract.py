@@ -289,6 +289,9 @@ def test_foreign_keys_are_always_enforced(run_d1):
             "CREATE TABLE p (id INTEGER PRIMARY KEY)\nCREATE TABLE c (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id))"
         )
         assert await db.prepare("PRAGMA foreign_keys").first("foreign_keys") == 1
+        info = await db.prepare("PRAGMA table_info('c')").all()
+        assert [r.name for r in info.results] == ["id", "p"]
+        assert (await db.prepare("PRAGMA foreign_key_list(c)").first()).table == "p"
         with pytest.raises(
             D1ConstraintError, match=r"^D1_ERROR: FOREIGN KEY constraint failed: SQLITE_CONSTRAINT$"
         ):

@@ -1,0 +1,146 @@
+"""The trio driver inside the runtime: env bindings, the input gate, files, lifetime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from runtime import DurableObject, open_runtime
+from runtime.d1 import D1Database, D1QueryError, close_d1, open_d1
+from tests.runtime.conftest import config
+
+#: Set by Notes.slow once it runs (module globals outlive instances, as in production).
+SLOW_STARTED: list[trio.Event] = []
+
+
+class Notes(DurableObject):
+    def __init__(self, ctx, env):
+        super().__init__(ctx, env)
+        self.log: list[str] = []
+
+    async def add(self, text):
+        row = await self.env.DB.prepare("INSERT INTO notes (text) VALUES (?) RETURNING id").bind(text).first()
+        return row.id
+
+    async def texts(self):
+        result = await self.env.DB.prepare("SELECT text FROM notes ORDER BY id").all()
+        return [r.text for r in result.results]
+
+    async def slow(self):
+        self.log = ["slow start"]
+        SLOW_STARTED[0].set()
+        for _ in range(100):  # keeps awaiting D1 until the other event got in (bounded)
+            await self.env.DB.prepare("SELECT 1").all()
+            if "fast" in self.log:
+                break
+        self.log.append("slow end")
+        return list(self.log)
+
+    async def fast(self):
+        self.log.append("fast")
+
+
+async def schema(db: D1Database) -> None:
+    await db.exec("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)")
+
+
+async def test_object_reads_and_writes_d1_through_env(tmp_path: Path):
+    """An object writes and reads D1 through env.DB; the file is d1/<database name>.sqlite."""
+    async with open_runtime(
+        objects={"NOTES": Notes}, d1={"DB": "main"}, state_dir=tmp_path, config=config()
+    ) as rt:
+        await schema(rt.env.DB)
+        stub = rt.env.NOTES.getByName("a")
+        assert await stub.add("one") == 1
+        assert await stub.add("two") == 2
+        assert await stub.texts() == ["one", "two"]
+    assert (tmp_path / "d1" / "main.sqlite").is_file()
+    async with open_runtime(
+        objects={"NOTES": Notes}, d1={"DB": "main"}, state_dir=tmp_path, config=config()
+    ) as rt:
+        assert await rt.env.NOTES.getByName("b").texts() == ["one", "two"]
+
+
+async def test_awaiting_d1_opens_the_input_gate():
+    """While a handler awaits D1, another event to the same object runs (gotcha 3)."""
+    async with open_runtime(objects={"NOTES": Notes}, d1={"DB": "main"}, config=config()) as rt:
+        stub = rt.env.NOTES.getByName("a")
+        await stub.fast()  # activate
+        result: list[list[str]] = []
+        SLOW_STARTED[:] = [trio.Event()]
+
+        async def slow() -> None:
+            result.append(await stub.slow())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(slow)
+            await SLOW_STARTED[0].wait()
+            nursery.start_soon(stub.fast)
+        log = result[0]
+        assert log == ["slow start", "fast", "slow end"]
+
+
+async def test_bindings_may_share_a_database():
+    """Two bindings naming one database see the same rows."""
+    async with open_runtime(d1={"DB": "main", "ALSO": "main", "OTHER": "other"}, config=config()) as rt:
+        assert rt.env.DB is rt.env.ALSO
+        assert rt.env.DB is not rt.env.OTHER
+        await schema(rt.env.DB)
+        with pytest.raises(D1QueryError, match="no such table: notes"):
+            await rt.env.OTHER.prepare("SELECT * FROM notes").all()
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", ".hidden"])
+async def test_invalid_database_names_are_refused(name: str):
+    """A database name must be a plain file name."""
+    with pytest.raises(ValueError, match="invalid database name"):
+        async with open_runtime(d1={"DB": name}, config=config()):
+            pass  # pragma: no cover
+
+
+async def test_binding_names_must_be_unique():
+    """A D1 binding may not reuse a var's name."""
+    with pytest.raises(ValueError, match="declared twice"):
+        async with open_runtime(d1={"X": "main"}, vars={"X": "1"}, config=config()):
+            pass  # pragma: no cover
+
+
+async def test_databases_close_with_the_runtime():
+    """After the runtime closed, its D1 bindings fail with D1_ERROR."""
+    async with open_runtime(d1={"DB": "main"}, config=config()) as rt:
+        db = rt.env.DB
+        await db.prepare("SELECT 1").all()
+    with pytest.raises(D1QueryError, match=r"^D1_ERROR: Cannot operate on a closed database\.$"):
+        await db.prepare("SELECT 1").all()
+
+
+async def test_duration_comes_from_the_runtime_clock(autojump_clock):
+    """Under the MockClock, inline SQLite takes no virtual time."""
+    async with open_runtime(d1={"DB": "main"}, config=config()) as rt:
+        result = await rt.env.DB.prepare("SELECT 1").all()
+        assert result.meta.duration == 0.0
+        assert result.meta.timings.sql_duration_ms == 0.0
+        out = await rt.env.DB.exec("CREATE TABLE t (a)")
+        assert out.duration == 0.0
+
+
+async def test_a_call_cancelled_before_it_ran_writes_nothing(tmp_path: Path):
+    """Cancellation lands on the call's checkpoint, before any SQLite work."""
+    db = open_d1(tmp_path / "x.sqlite")
+    try:
+        await db.exec("CREATE TABLE t (a)")
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await db.prepare("INSERT INTO t VALUES (1)").run()
+        assert scope.cancelled_caught
+        assert await db.prepare("SELECT count(*) AS n FROM t").first("n") == 0
+    finally:
+        close_d1(db)
+
+
+async def test_close_d1_refuses_other_drivers():
+    """close_d1 only closes trio-driver databases."""
+    with pytest.raises(TypeError, match="open_d1"):
+        close_d1(D1Database(object(), "x"))  # type: ignore[arg-type]
