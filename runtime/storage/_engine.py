@@ -566,13 +566,16 @@ class ObjectDatabase:
 
     # --- KV ------------------------------------------------------------------------------------
 
-    @_sqlite_boundary
     def kv_get(self, key: str) -> bytes | None:
         """The stored bytes of ``key``, or None."""
+        # The hot path: the sqlite3 boundary is written out here rather than by decorator.
         conn = self.read_connection()
         if conn is None:
             return None
-        row = conn.execute("SELECT value FROM _cf_KV WHERE key = ?", (key,)).fetchone()
+        try:
+            row = conn.execute("SELECT value FROM _cf_KV WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise StorageError(sqlite_error_text(exc)) from exc
         return None if row is None else row[0]
 
     @_sqlite_boundary
@@ -591,14 +594,16 @@ class ObjectDatabase:
         # Surrogate-free str order is code point order, which is UTF-8 byte order.
         return sorted(found.items())
 
-    @_sqlite_boundary
     def kv_put_many(self, entries: Sequence[tuple[str, bytes]]) -> None:
         """Store every ``(key, encoded value)`` in the open batch."""
         conn = self.write_connection()
-        if len(entries) == 1:  # the common case; execute is cheaper than executemany
-            conn.execute("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", entries[0])
-        else:
-            conn.executemany("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", entries)
+        try:
+            if len(entries) == 1:  # the common case; execute is cheaper than executemany
+                conn.execute("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", entries[0])
+            else:
+                conn.executemany("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", entries)
+        except sqlite3.Error as exc:
+            raise StorageError(sqlite_error_text(exc)) from exc
 
     @_sqlite_boundary
     def kv_delete_many(self, keys: Iterable[str]) -> int:

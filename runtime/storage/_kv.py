@@ -190,6 +190,8 @@ def _options(method: str, options: object, allowed: frozenset[str]) -> Mapping[s
 
 def _key(what: str, key: object) -> tuple[str, int]:
     """Return ``key`` as a plain str and its UTF-8 size, or refuse it."""
+    if type(key) is str and key.isascii():  # the common case: one byte per character
+        return key, len(key)
     if not isinstance(key, str):
         raise StorageTypeError(f"{what}: keys must be str, got {type(key).__name__}")
     try:
@@ -447,7 +449,8 @@ class DurableObjectStorage:
             StorageTypeError: a key is not a str, or an option is unknown.
             StorageLimitError: more than 128 keys.
         """
-        _options("get", options, _GET_OPTIONS)
+        if options is not None:
+            _options("get", options, _GET_OPTIONS)
         if isinstance(keys, list):
             return StorageResult(self._get_many(keys))
         return StorageResult(self._get_one("get()", keys))
@@ -506,9 +509,10 @@ class DurableObjectStorage:
             return _DONE
         if value is _MISSING:
             raise StorageTypeError(PUT_UNDEFINED_VALUE)
-        opts = _options("put", options, _PUT_OPTIONS)
-        plain, _size = _key("put()", key_or_entries)
-        self._put_many({plain: value}, confirmed=not opts.get("allowUnconfirmed"))
+        confirmed = True
+        if options is not None:
+            confirmed = not _options("put", options, _PUT_OPTIONS).get("allowUnconfirmed")
+        self._put_one(key_or_entries, value, confirmed)
         return _DONE
 
     def delete(self, keys: _Keys, options: Mapping[str, Any] | None = None) -> StorageResult[Any]:
@@ -714,6 +718,17 @@ class DurableObjectStorage:
         self._bytes_written += nbytes
         self._host.wrote(confirmed=confirmed)
 
+    def _put_one(self, key: object, value: object, confirmed: bool) -> None:
+        """``_put_many`` for one entry, without building a dict (the hot path)."""
+        self._host.check_alive()
+        plain, size = _key("put()", key)
+        blob = _encode(plain, value)
+        self._limits.check_entry(size, len(blob))
+        self._db.kv_put_many(((plain, blob),))
+        self._writes += 1
+        self._bytes_written += size + len(blob)
+        self._host.wrote(confirmed=confirmed)
+
     def _delete_many(self, checked: _CheckedKeys, confirmed: bool) -> int:
         self._host.check_alive()
         self._limits.check_batch(len(checked))
@@ -840,8 +855,7 @@ class SyncKV:
         """Store ``value`` under ``key`` (same codec and limits as ``storage.put``)."""
         if value is _MISSING:
             raise StorageTypeError(PUT_UNDEFINED_VALUE)
-        plain, _size = _key("kv.put()", key)
-        self._storage._put_many({plain: value}, confirmed=True)
+        self._storage._put_one(key, value, True)
 
     def delete(self, key: str) -> bool:
         """Delete ``key``; return whether it existed."""

@@ -61,6 +61,7 @@ PERMANENT_LIMITS: Final = (
 # StorageLimits instead.
 _INTERNAL_LENGTH: Final = 1_000_000_000
 
+_LENGTH: Final = sqlite3.SQLITE_LIMIT_LENGTH
 _OK: Final = sqlite3.SQLITE_OK
 _DENY: Final = sqlite3.SQLITE_DENY
 
@@ -176,7 +177,7 @@ class SqlPolicy:
     def enter(self, conn: sqlite3.Connection) -> None:
         """Apply the user's rules (and the value length limit) on ``conn``."""
         self.active = True
-        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+        conn.setlimit(_LENGTH, MAX_VALUE_BYTES)
 
     def exit(self, conn: sqlite3.Connection) -> None:
         """Back to internal work: everything allowed, default length limit."""
@@ -184,7 +185,7 @@ class SqlPolicy:
         # A cursor may outlive its connection (closed by hibernation or the pool); then there
         # is nothing to restore, and the read that failed reports the closed connection.
         with contextlib.suppress(sqlite3.ProgrammingError):
-            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _INTERNAL_LENGTH)
+            conn.setlimit(_LENGTH, _INTERNAL_LENGTH)
 
     def __call__(
         self, action: int, arg1: str | None, arg2: str | None, database: str | None, _source: str | None

@@ -133,6 +133,8 @@ def _js_values(row: _Row) -> list[Any]:
     values = list(row)
     for i, value in enumerate(values):
         kind = type(value)
+        if kind is str or value is None:
+            continue
         if kind is int:
             if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
                 values[i] = float(value)
@@ -519,7 +521,7 @@ class SqlStorageCursor:
             self._buffer.append(row)
 
     def _row_dict(self, row: _Row) -> dict[str, Any]:
-        return dict(zip(self._names, _js_values(row), strict=True))
+        return dict(zip(self._names, _js_values(row), strict=False))  # equal lengths by construction
 
     def __iter__(self) -> SqlStorageCursor:
         return self
