@@ -11,6 +11,7 @@ SUITES: dict[str, str] = {
     "core": "bench.core",
     "runtime": "bench.runtime",
     "alarms": "bench.alarms",
+    "storage": "bench.storage",
 }
 
 
