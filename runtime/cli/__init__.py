@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
+from . import _dev
+
 __all__ = ["main"]
 
 
@@ -24,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--version", action="version", version=f"shardsim {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _dev.add_parser(sub)
     bench = sub.add_parser("bench", help="run benchmarks (same as python -m bench)")
     bench.add_argument("suite", nargs="*", help="benchmark suites to run (default: all)")
     token = sub.add_parser("token", help="print a bearer token for the dev server's shard endpoint")
@@ -37,6 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "else .shardsim/secret)",
     )
     args = parser.parse_args(argv)
+    if args.command == "dev":
+        return _dev.run_dev(args)
     if args.command == "bench":
         from bench.__main__ import main as bench_main
 

@@ -1,0 +1,288 @@
+"""Hand an upgraded HTTP connection to websockets, and join it to a WebSocketPair's client end.
+
+The HTTP layer (h11) has already read the upgrade request when the Worker
+decides to accept it, and websockets' server reads the handshake from its
+stream. So we give websockets' trio ``ServerConnection`` a stream that first
+replays the request bytes and then reads the socket: websockets parses the
+handshake, validates it, writes the 101 and owns every frame after that.
+This uses websockets internals (``ServerConnection(nursery, stream,
+protocol, server)``), hence the ``websockets>=17,<18`` pin and
+``tests/runtime/devserver/test_handoff.py``, which fails if the hand-off breaks.
+
+Invariants:
+
+* One task per connection reads frames and feeds them to the :class:`Peer`
+  (``await peer.message``: the object's inbox pushes back on the socket).
+* The runtime writes through :class:`ConnectionTransport`, which never
+  blocks: frames go into websockets' sans-I/O protocol at once (so order is
+  kept with pongs and the close frame) and a writer task flushes them.
+  Overflow rule: when more than ``max_buffer`` bytes wait to be written, the
+  client is too slow; the connection is closed with 1011 and the queued
+  frames are dropped (production closes such sockets too; it never blocks ``send``).
+* The Peer hears exactly one ending: ``closed`` (a close handshake or a lost
+  connection, 1006) or ``error`` (the client broke the protocol: bad UTF-8,
+  an oversized message, a malformed frame).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import trio
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request as WsRequest, Response as WsResponse
+from websockets.protocol import CLOSED, OPEN
+from websockets.server import ServerProtocol
+from websockets.trio.server import Server as WsServer, ServerConnection
+
+from runtime.sockets import Peer, WebSocket, attach
+
+__all__ = ["ConnectionTransport", "ReplayStream", "WebSocketOptions", "run_websocket"]
+
+log = logging.getLogger("shardsim.devserver")
+
+# Handshake headers websockets computes itself; a Worker's copies are ignored.
+_HANDSHAKE_HEADERS = frozenset(
+    {"upgrade", "connection", "sec-websocket-accept", "sec-websocket-extensions", "content-length"}
+)
+
+
+class ReplayStream(trio.abc.HalfCloseableStream):
+    """A stream that returns ``replay`` first, then whatever ``inner`` receives.
+
+    Sends, EOF and close go straight to ``inner``.
+    """
+
+    def __init__(self, inner: trio.abc.HalfCloseableStream, replay: bytes) -> None:
+        self._inner = inner
+        self._replay = replay
+        # websockets reads .socket for local/remote addresses when asked.
+        self.socket: Any = getattr(inner, "socket", None)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._replay:
+            await trio.lowlevel.checkpoint()
+            n = len(self._replay) if max_bytes is None else max_bytes
+            data, self._replay = self._replay[:n], self._replay[n:]
+            return data
+        return bytes(await self._inner.receive_some(max_bytes))
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._inner.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._inner.send_eof()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class WebSocketOptions:
+    """Limits and timeouts of the dev server's websocket connections."""
+
+    __slots__ = ("close_timeout", "handshake_timeout", "max_buffer", "max_message_size", "ping_interval")
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int = 32 * 1024 * 1024,
+        max_buffer: int = 16 * 1024 * 1024,
+        handshake_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+        close_timeout: float = 10.0,
+    ) -> None:
+        #: Largest message accepted from a client (production: 32 MiB, reference 4.17).
+        self.max_message_size = max_message_size
+        #: Bytes (characters for text) waiting to be written before a slow client is cut (1011).
+        self.max_buffer = max_buffer
+        #: Seconds a client has to complete the opening handshake.
+        self.handshake_timeout = handshake_timeout
+        #: Keepalive pings (None: off); they find clients that vanished without a FIN.
+        self.ping_interval = ping_interval
+        #: Seconds to wait for the client's close frame before dropping the TCP connection.
+        self.close_timeout = close_timeout
+
+
+class ConnectionTransport:
+    """:class:`runtime.sockets.Transport` over a websockets ``ServerConnection``."""
+
+    __slots__ = ("_buffered", "_close", "_conn", "_lot", "_max", "_sending", "closed_by_overflow")
+
+    def __init__(self, conn: ServerConnection, max_buffer: int) -> None:
+        self._conn = conn
+        self._max = max_buffer
+        self._buffered = 0
+        self._close: tuple[int, str] | None = None
+        self._lot = trio.lowlevel.ParkingLot()
+        self._sending = False
+        self.closed_by_overflow = False
+
+    def send_nowait(self, message: str | bytes) -> None:
+        """Queue one frame; never blocks (see the module's overflow rule)."""
+        protocol = self._conn.protocol
+        if self._close is not None or protocol.state is not OPEN:
+            return  # the connection is closing: frames after the close are dropped
+        size = len(message)
+        if self._buffered + size > self._max:
+            self.closed_by_overflow = True
+            log.warning("websocket client too slow: %d bytes queued; closing with 1011", self._buffered)
+            # Drop what is queued: the socket is going away anyway.
+            protocol.data_to_send()
+            self._buffered = 0
+            self.close_nowait(CloseCode.INTERNAL_ERROR, "outgoing buffer full (client too slow)")
+            return
+        # Encoding into the sans-I/O protocol now keeps frame order exact;
+        # the writer task only flushes bytes.
+        if isinstance(message, str):
+            protocol.send_text(message.encode())
+        else:
+            protocol.send_binary(message)
+        self._buffered += size
+        if not self._sending:
+            self._lot.unpark()
+
+    def close_nowait(self, code: int, reason: str) -> None:
+        """Start the close handshake once the queued frames are written."""
+        if self._close is None:
+            self._close = (code, reason)
+            self._lot.unpark()
+
+    async def run_writer(self) -> None:
+        """Flush queued frames until the connection closes; then send the close if asked."""
+        conn = self._conn
+        while True:
+            if conn.protocol.state is CLOSED:
+                return
+            if self._buffered == 0 and self._close is None:
+                await self._lot.park()
+                continue
+            if self._buffered:
+                self._sending = True
+                self._buffered = 0
+                try:
+                    await conn.send_data()
+                except Exception:  # the socket broke; the reader sees it and ends the connection
+                    return
+                finally:
+                    self._sending = False
+                continue
+            if self._close is not None:
+                code, reason = self._close
+                try:
+                    await conn.aclose(code, reason)
+                except Exception:  # pragma: no cover - aclose swallows ConnectionClosed itself
+                    log.debug("close failed", exc_info=True)
+                return
+
+
+def _ending(conn: ServerConnection) -> tuple[str, tuple[Any, ...]]:
+    """How the connection ended, as the Peer hears it: ("error", (exc,)) or ("closed", (code, reason, clean))."""
+    protocol = conn.protocol
+    if protocol.parser_exc is not None:
+        return "error", (protocol.parser_exc,)
+    rcvd, sent = protocol.close_rcvd, protocol.close_sent
+    if rcvd is None:
+        return "closed", (int(CloseCode.ABNORMAL_CLOSURE), "", False)
+    return "closed", (int(rcvd.code), rcvd.reason, sent is not None)
+
+
+async def run_websocket(
+    stream: trio.abc.HalfCloseableStream,
+    request_bytes: bytes,
+    client: WebSocket,
+    extra_headers: Sequence[tuple[str, str]],
+    options: WebSocketOptions,
+    *,
+    on_open: Callable[[ServerConnection], None] = lambda conn: None,
+    on_close: Callable[[ServerConnection], None] = lambda conn: None,
+) -> bool:
+    """Complete the opening handshake on ``stream`` and serve the connection until it ends.
+
+    Args:
+        stream: The client's TCP stream, positioned after the upgrade request.
+        request_bytes: The upgrade request as received (replayed to websockets),
+            plus any bytes that followed it.
+        client: The client end of the Worker's WebSocketPair.
+        extra_headers: Headers of the Worker's 101 response to pass on
+            (for example ``Sec-WebSocket-Protocol``).
+        options: Limits and timeouts.
+        on_open: Called once the handshake succeeded.
+        on_close: Called when the connection is over.
+
+    Returns:
+        Whether the handshake succeeded.
+    """
+    protocol = ServerProtocol(
+        max_size=options.max_message_size, extensions=None, logger=logging.getLogger("websockets.server")
+    )
+    ws_server = WsServer([], _unused_handler, logger=log)
+
+    def add_headers(_conn: ServerConnection, _req: WsRequest, response: WsResponse) -> None:
+        if response.status_code == 101:
+            for name, value in extra_headers:
+                if name.lower() not in _HANDSHAKE_HEADERS:
+                    response.headers[name] = value
+
+    opened = False
+    async with trio.open_nursery() as nursery:
+        conn = ServerConnection(
+            nursery,
+            ReplayStream(stream, request_bytes),
+            protocol,
+            ws_server,
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_interval,
+            close_timeout=options.close_timeout,
+        )
+        try:
+            with trio.move_on_after(options.handshake_timeout):
+                await conn.handshake(None, add_headers, server_header=None)
+            opened = conn.protocol.state is OPEN
+            transport = ConnectionTransport(conn, options.max_buffer)
+            peer = attach(client, transport)
+            if not opened:
+                # The client vanished, timed out or sent a bad handshake; the
+                # object already accepted its end, so tell it the socket is gone.
+                await conn.close_stream()
+                await peer.closed(int(CloseCode.ABNORMAL_CLOSURE), "", False)
+                return False
+            on_open(conn)
+            if options.ping_interval is not None:
+                conn.start_keepalive()
+            nursery.start_soon(transport.run_writer)
+            await _pump(conn, peer)
+        finally:
+            on_close(conn)
+            with trio.CancelScope(shield=True):
+                await conn.close_stream()
+            nursery.cancel_scope.cancel()
+    return opened
+
+
+async def _pump(conn: ServerConnection, peer: Peer) -> None:
+    """Feed every received message to ``peer``, then how the connection ended."""
+    try:
+        while True:
+            message = await conn.recv()
+            await peer.message(message)
+    except ConnectionClosed:
+        pass
+    # recv() raises as soon as the close frame arrives; wait for the TCP
+    # close so close_sent and was_clean are final.
+    with trio.move_on_after(conn.close_timeout or 10.0):
+        await conn.wait_closed()
+    kind, args = _ending(conn)
+    if kind == "error":
+        await peer.error(args[0])
+    else:
+        await peer.closed(*args)
+
+
+async def _unused_handler(stream: trio.abc.Stream) -> None:  # pragma: no cover - never called
+    """websockets' Server wants a handler; ours never listens, so this never runs."""

@@ -1,0 +1,295 @@
+"""Load a Worker's Python module the way Python Workers run it, and find its entry point.
+
+The module imports ``workers`` (and ``js``) as production code does; we
+provide both as shim modules, present in ``sys.modules`` only while the
+Worker's own modules are being imported (so they never shadow a real
+package for the rest of the process). Modules loaded from the project
+directory are remembered and dropped on unload, so ``--watch`` reloads
+re-execute them.
+
+Invariants:
+
+* Every failure to load is a :class:`WorkerLoadError` whose text is
+  ``<file>:<line>: <problem>`` pointing into the user's code, not a traceback.
+* The entry point is, in order: a ``WorkerEntrypoint`` subclass named
+  ``Default``; the module's only ``WorkerEntrypoint`` subclass; a
+  module-level ``on_fetch(request, env[, ctx])``.
+* Each binding the runtime does not emulate is a :class:`NotEmulated` stub
+  whose every use raises :class:`NotEmulatedError`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+import traceback
+import types
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runtime._http import Headers, Request, Response
+from runtime._object import DurableObject, WorkerEntrypoint
+from runtime.sockets import WebSocketPair, WebSocketRequestResponsePair
+
+from ._wrangler import WranglerConfig
+
+__all__ = ["LoadedWorker", "NotEmulated", "NotEmulatedError", "WorkerLoadError", "load_worker"]
+
+
+class WorkerLoadError(Exception):
+    """The Worker module failed to import or lacks what the config names; ``str()`` is ``file:line: problem``."""
+
+
+class NotEmulatedError(RuntimeError):
+    """A binding shardsim does not emulate (KV, R2, Queues, ...) was used."""
+
+
+class NotEmulated:
+    """``env.<name>`` for a binding kind the runtime does not emulate: every use raises."""
+
+    __slots__ = ("_kind", "_name")
+
+    def __init__(self, name: str, kind: str) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_kind", kind)
+
+    def _refuse(self, what: str) -> NotEmulatedError:
+        return NotEmulatedError(
+            f"env.{self._name}{what}: {self._kind} bindings are not emulated by shardsim "
+            "(it emulates Durable Objects, D1, vars and secrets); test this code against wrangler dev"
+        )
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)  # copy, pickle and inspect probe dunders
+        raise self._refuse(f".{attr}")
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        raise self._refuse(f".{attr}")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._refuse("()")
+
+    def __getitem__(self, key: Any) -> Any:
+        raise self._refuse(f"[{key!r}]")
+
+    def __repr__(self) -> str:
+        return f"<{self._kind} binding {self._name}: not emulated by shardsim>"
+
+
+class _JsModule(types.ModuleType):
+    """``js``: the few JS globals Python Workers code commonly imports."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)  # the import machinery probes dunders
+        raise NotEmulatedError(
+            f"js.{name} is not emulated by shardsim (available: WebSocketPair, "
+            "WebSocketRequestResponsePair, Response, Request, Headers)"
+        )
+
+
+def _make_shims() -> dict[str, types.ModuleType]:
+    workers = types.ModuleType("workers", "shardsim's stand-in for the Python Workers SDK.")
+    js = _JsModule("js", "shardsim's stand-in for the Pyodide js module.")
+    common = {
+        "DurableObject": DurableObject,
+        "WorkerEntrypoint": WorkerEntrypoint,
+        "Response": Response,
+        "Request": Request,
+        "Headers": Headers,
+        "WebSocketPair": WebSocketPair,
+        "WebSocketRequestResponsePair": WebSocketRequestResponsePair,
+    }
+    workers.__dict__.update(common)
+    workers.__all__ = sorted(common)  # type: ignore[attr-defined]
+    js.__dict__.update(
+        {
+            k: common[k]
+            for k in ("WebSocketPair", "WebSocketRequestResponsePair", "Response", "Request", "Headers")
+        }
+    )
+    return {"workers": workers, "js": js}
+
+
+FetchHandler = Callable[[Request, Any, Any], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class LoadedWorker:
+    """The imported Worker: its module, its Durable Object classes and its fetch handler."""
+
+    module: types.ModuleType
+    #: binding -> DurableObject subclass (bindings served by this Worker only).
+    objects: dict[str, type[DurableObject]]
+    #: The entry point's description, for the banner ("Default (WorkerEntrypoint)", "on_fetch").
+    entry_name: str
+    _entry: type[WorkerEntrypoint] | Callable[..., Any]
+    _on_fetch_arity: int
+    #: Names of the modules imported from the project directory (dropped by unload()).
+    owned_modules: tuple[str, ...]
+
+    async def fetch(self, request: Request, env: Any, ctx: Any) -> Any:
+        """Call the entry point's fetch with ``request``; returns what it returns."""
+        if isinstance(self._entry, type):
+            instance = self._entry(ctx, env)
+            result = instance.fetch(request)
+        elif self._on_fetch_arity >= 3:
+            result = self._entry(request, env, ctx)
+        else:
+            result = self._entry(request, env)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def unload(self) -> None:
+        """Drop the Worker's modules so the next load re-executes them."""
+        for name in self.owned_modules:
+            sys.modules.pop(name, None)
+
+
+def _user_location(exc: BaseException, root: Path) -> str:
+    """``file:line`` of the innermost traceback frame inside the project (else the outermost)."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    inside = [f for f in frames if Path(f.filename).resolve().is_relative_to(root)]
+    chosen = inside[-1] if inside else (frames[-1] if frames else None)
+    return f"{chosen.filename}:{chosen.lineno}" if chosen else "<unknown>"
+
+
+def load_worker(config: WranglerConfig) -> LoadedWorker:
+    """Import ``config.main`` with the shims installed; resolve its classes and entry point.
+
+    Raises:
+        WorkerLoadError: The module fails to import, a bound class is
+            missing or is not a DurableObject, or there is no fetch handler.
+    """
+    main = config.main
+    root = config.root.resolve()
+    src_dir = str(main.parent)
+    module_name = main.stem
+    before = set(sys.modules)
+    saved = {name: sys.modules.get(name) for name in ("workers", "js", module_name)}
+    sys.modules.update(_make_shims())
+    sys.modules.pop(module_name, None)
+    sys.path.insert(0, src_dir)
+    try:
+        spec = importlib.util.spec_from_file_location(module_name, main)
+        if spec is None or spec.loader is None:  # pragma: no cover - a .py path always has a spec
+            raise WorkerLoadError(f"{main}: cannot be imported")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            if isinstance(exc, SyntaxError):
+                problem = f"SyntaxError: {exc.msg}"
+            else:
+                problem = f"{type(exc).__name__}: {exc}"
+            raise WorkerLoadError(f"{_user_location(exc, root)}: {problem}") from None
+    except BaseException:
+        _drop_new_modules(before, root)
+        sys.modules.pop(module_name, None)
+        raise
+    finally:
+        sys.path.remove(src_dir)
+        for name, mod in saved.items():
+            if name == module_name:
+                continue
+            if mod is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = mod
+    owned = tuple(sorted(_new_project_modules(before, root) | {module_name}))
+    try:
+        objects = _bound_classes(config, module)
+        entry, entry_name, arity = _find_entry(module, main)
+    except BaseException:
+        for name in owned:
+            sys.modules.pop(name, None)
+        raise
+    return LoadedWorker(
+        module=module,
+        objects=objects,
+        entry_name=entry_name,
+        _entry=entry,
+        _on_fetch_arity=arity,
+        owned_modules=owned,
+    )
+
+
+def _bound_classes(config: WranglerConfig, module: types.ModuleType) -> dict[str, type[DurableObject]]:
+    main = config.main
+    objects: dict[str, type[DurableObject]] = {}
+    for b in config.durable_objects:
+        if b.script_name is not None:
+            continue
+        cls = getattr(module, b.class_name, None)
+        if cls is None:
+            raise WorkerLoadError(
+                f"{main}: durable object class {b.class_name!r} (binding {b.name}) is not defined "
+                "in this module"
+            )
+        if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
+            raise WorkerLoadError(
+                f"{main}: {b.class_name} (binding {b.name}) must subclass workers.DurableObject"
+            )
+        objects[b.name] = cls
+    return objects
+
+
+def _find_entry(module: types.ModuleType, main: Path) -> tuple[Any, str, int]:
+    default = getattr(module, "Default", None)
+    if isinstance(default, type) and issubclass(default, WorkerEntrypoint):
+        _check_fetch(default, main, "Default")
+        return default, "Default (WorkerEntrypoint)", 0
+    entries = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, WorkerEntrypoint) and v.__module__ == module.__name__
+    ]
+    if len(entries) > 1:
+        names = ", ".join(sorted(c.__name__ for c in entries))
+        raise WorkerLoadError(
+            f"{main}: several WorkerEntrypoint classes ({names}); name the one that serves HTTP Default"
+        )
+    if entries:
+        _check_fetch(entries[0], main, entries[0].__name__)
+        return entries[0], f"{entries[0].__name__} (WorkerEntrypoint)", 0
+    on_fetch = getattr(module, "on_fetch", None)
+    if callable(on_fetch):
+        try:
+            arity = len(inspect.signature(on_fetch).parameters)
+        except (TypeError, ValueError):  # pragma: no cover - builtins only
+            arity = 2
+        if arity < 2:
+            raise WorkerLoadError(f"{main}: on_fetch must take (request, env) or (request, env, ctx)")
+        return on_fetch, "on_fetch", arity
+    raise WorkerLoadError(
+        f"{main}: no fetch handler: define class Default(WorkerEntrypoint) with "
+        "async def fetch(self, request), or async def on_fetch(request, env)"
+    )
+
+
+def _check_fetch(cls: type, main: Path, name: str) -> None:
+    if not callable(getattr(cls, "fetch", None)):
+        raise WorkerLoadError(f"{main}: {name} has no fetch(self, request) method")
+
+
+def _new_project_modules(before: set[str], root: Path) -> set[str]:
+    names: set[str] = set()
+    for name in set(sys.modules) - before:
+        mod = sys.modules.get(name)
+        file = getattr(mod, "__file__", None)
+        if file and Path(file).resolve().is_relative_to(root):
+            names.add(name)
+    return names
+
+
+def _drop_new_modules(before: set[str], root: Path) -> None:
+    for name in _new_project_modules(before, root):
+        sys.modules.pop(name, None)
