@@ -18,8 +18,7 @@ Invariants:
 * SQLite consults the authorizer when it *compiles* a statement. Python's
   statement cache skips compiling for a text it has compiled before, so a user
   statement whose text equals an internal one must not reach the cache as is:
-  :func:`user_text` makes user texts that mention ``_cf_`` differ from every
-  internal text.
+  :func:`user_text` makes every user text differ from every internal text.
 * The permanent limits (:data:`PERMANENT_LIMITS`) are ones no internal
   statement comes near; the string/BLOB/row length limit would refuse large KV
   values, so it is lowered only while user SQL runs.
@@ -139,11 +138,13 @@ def _reserved(name: str | None) -> bool:
 def user_text(piece: str) -> str:
     """The text to hand sqlite3 for a user statement (see the module docstring).
 
-    Internal statements never end in a space, so adding one to a user text that
-    mentions ``_cf_`` guarantees Python's statement cache cannot serve it a
-    statement compiled without the user's rules.
+    No internal statement ends in a space, so adding one to every user text
+    guarantees Python's statement cache never serves user SQL a statement the
+    runtime compiled without the user's rules (a user ``COMMIT`` must not reuse
+    the runtime's compiled ``COMMIT``, nor a user ``SELECT ... FROM _cf_KV`` the
+    runtime's read).
     """
-    return piece + " " if "_cf_" in piece else piece
+    return piece + " "
 
 
 class SqlPolicy:

@@ -25,10 +25,11 @@ Invariants:
 * A statement that may write runs inside the open write batch
   (``db.write_connection()``) and then calls ``host.wrote(confirmed=True)``,
   exactly like a KV write; a statement that only reads never opens a batch and
-  never tells the host. Whether a statement writes is what SQLite's authorizer
-  reports while compiling it (workerd asks ``sqlite3_stmt_readonly``, which
-  Python does not expose); we compile a new text once as ``EXPLAIN <text>`` to
-  learn it, and remember the answer per text.
+  never tells the host. workerd asks ``sqlite3_stmt_readonly``, which Python
+  does not expose: we decide by the first keyword (``SELECT``, ``VALUES``,
+  ``EXPLAIN``, ``PRAGMA`` read; a ``WITH`` statement is compiled once as
+  ``EXPLAIN <text>`` and the authorizer tells whether it writes; everything
+  else writes), a rule that depends on the text only, never on the schema.
 * An ``exec`` is all or nothing: a single statement is atomic in SQLite, and a
   multi-statement ``exec`` runs inside a savepoint that a failure rolls back.
   Production runs the statements before the failing one for good (workerd
@@ -76,6 +77,8 @@ T = TypeVar("T")
 
 MAX_SAFE_INTEGER: Final = 2**53 - 1
 _PLAN_CACHE: Final = 512
+# Statements that start with these keywords never change the database.
+_READ_KEYWORDS: Final = frozenset({"select", "values", "explain", "pragma"})
 _Row = tuple[Any, ...]
 
 
@@ -323,11 +326,25 @@ class SqlStorage:
         return StorageLimitError(text) if name == "SQLITE_TOOBIG" else StorageError(text)
 
     def _classify(self, conn: sqlite3.Connection, piece: str, params: list[object]) -> bool:
-        """Whether ``piece`` writes, from the authorizer while SQLite compiles it (not run)."""
+        """Whether ``piece`` may write (and so must run inside the write batch).
+
+        By its first keyword: ``SELECT``, ``VALUES``, ``EXPLAIN`` and ``PRAGMA``
+        only read; a ``WITH`` statement is compiled once as ``EXPLAIN <text>``
+        (which runs nothing) and the authorizer says whether its body writes;
+        anything else (``CREATE ... IF NOT EXISTS`` included, as
+        ``sqlite3_stmt_readonly`` would say) writes. The answer depends only on
+        the text, never on the schema, so it is remembered per text.
+        """
         policy = self._db.policy
         head = _skip_trivia(piece, 0)
-        if piece[head : head + 7].lower() == "explain":
-            writes = False  # EXPLAIN never runs its statement
+        tail = head
+        while tail < len(piece) and piece[tail].isalpha():
+            tail += 1
+        keyword = piece[head:tail].lower()
+        if keyword in _READ_KEYWORDS:
+            writes = False
+        elif keyword != "with":
+            writes = True
         else:
             policy.reset()
             try:

@@ -577,3 +577,42 @@ def test_sqlite3_errors_never_escape(h: Harness) -> None:
         with pytest.raises(StorageError) as info:
             h.storage.sql.exec(query)
         assert not isinstance(info.value, sqlite3.Error)
+
+
+def test_create_if_not_exists_is_always_a_write_whatever_the_schema(h: Harness) -> None:
+    """Whether a statement may write depends on its text only, so a no-op CREATE cannot leak past the batch."""
+    sql = h.storage.sql
+    create = "CREATE TABLE IF NOT EXISTS t (a)"
+    sql.exec(create)
+    h.db.commit()
+    sql.exec(create)  # a no-op now, but still a write as far as batching goes
+    h.db.commit()
+    h.storage.deleteAll()
+    h.db.commit()
+    h.host.wrote_calls.clear()
+    sql.exec(create)  # creates the table again: it must be in the batch, not autocommitted
+    assert h.host.wrote_calls == [True]
+    h.db.rollback()  # a crash before the commit
+    with pytest.raises(StorageError, match=r"^no such table: t: SQLITE_ERROR$"):
+        sql.exec("SELECT * FROM t")
+
+
+def test_with_statements_are_classified_by_what_they_do(h: Harness) -> None:
+    table(h)
+    sql = h.storage.sql
+    assert sql.exec("WITH x AS (SELECT 1 AS one) SELECT one FROM x").one() == {"one": 1}
+    assert h.host.wrote_calls == []
+    sql.exec("WITH x AS (SELECT 9 AS id) INSERT INTO t (id, v) SELECT id, 'w' FROM x")
+    assert h.host.wrote_calls == [True]
+    assert count(h) == 4
+
+
+def test_user_transaction_statements_cannot_reuse_the_runtime_s_compiled_ones(h: Harness) -> None:
+    """The runtime has compiled COMMIT and BEGIN IMMEDIATE; user SQL must still meet the rules."""
+    table(h)
+    h.storage.sql.exec("INSERT INTO t VALUES (8, 'x')")
+    for query in ["COMMIT", "BEGIN IMMEDIATE", "ROLLBACK"]:
+        with pytest.raises(StorageError, match=r"^To execute a transaction"):
+            h.storage.sql.exec(query)
+    h.db.rollback()
+    assert count(h) == 3  # the batch was never committed behind the runtime's back
