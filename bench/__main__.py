@@ -12,6 +12,7 @@ SUITES: dict[str, str] = {
     "runtime": "bench.runtime",
     "alarms": "bench.alarms",
     "storage": "bench.storage",
+    "shards": "bench.shards",
 }
 
 

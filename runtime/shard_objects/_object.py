@@ -171,14 +171,20 @@ class ShardObjectStatistics:
     shard: ShardStatistics
 
 
+_UNPROBED: Final[Any] = object()
+
+
 class _Conn:
-    __slots__ = ("auth", "delta", "format", "ws")
+    __slots__ = ("auth", "buffered", "delta", "format", "ws")
 
     def __init__(self, ws: WebSocket, auth: ShardAuth, fmt: SnapshotFormat | None, delta: bool) -> None:
         self.ws = ws
         self.auth = auth
         self.format = fmt
         self.delta = delta
+        # The transport's buffered_amount (None: it has none), found at the first frame sent
+        # after the connection got its transport.
+        self.buffered: Any = _UNPROBED
 
 
 def _settled(awaitable: Awaitable[T]) -> T:
@@ -189,6 +195,21 @@ def _settled(awaitable: Awaitable[T]) -> T:
     except StopIteration as done:
         return done.value  # type: ignore[no-any-return]
     raise AssertionError("a storage read suspended; please file a bug")  # pragma: no cover
+
+
+def _probe(conn: _Conn) -> Any:
+    """Find the connection's ``buffered_amount`` hook (see runtime/sockets/_transport.py).
+
+    Returns the bound method, None when the transport has none (never slow),
+    or ``_UNPROBED`` while no transport is attached yet (an in-memory pair).
+    """
+    other = conn.ws._other
+    transport = other._transport if other is not None else None
+    if transport is None:
+        return _UNPROBED
+    hook = getattr(transport, "buffered_amount", None)
+    conn.buffered = hook if callable(hook) else None
+    return conn.buffered
 
 
 def _attachment(
@@ -668,6 +689,7 @@ class ShardObject(DurableObject):
     def _fan_out(self, frames: Any, acks: Any, tick: int) -> None:
         subs = self._subs
         sent = 0
+        now: float | None = None
         for sid, frame in frames.items():
             conn = subs.get(sid)
             if conn is None:
@@ -675,21 +697,23 @@ class ShardObject(DurableObject):
             ws = conn.ws
             if ws.readyState != OPEN:
                 continue
-            other = ws._other
-            transport = other._transport if other is not None else None
-            if transport is not None:
-                buffered = getattr(transport, "buffered_amount", None)
-                if buffered is not None:
-                    decision = self._backpressure.decide(sid, buffered(), self._runtime.clock.now())
-                    if decision is Decision.SKIP:
-                        self._shard.mark_dropped(sid)
-                        self._frames_skipped += 1
-                        continue
-                    if decision is Decision.DISCONNECT:
-                        self._slow += 1
-                        self._drop(sid, CLOSE_TOO_SLOW, "subscriber too slow")
-                        continue
-            ws.send(frame)
+            buffered = conn.buffered
+            if buffered is _UNPROBED:
+                buffered = _probe(conn)
+            if buffered is not None and buffered is not _UNPROBED:
+                if now is None:
+                    now = self._runtime.clock.now()
+                decision = self._backpressure.decide(sid, buffered(), now)
+                if decision is Decision.SKIP:
+                    self._shard.mark_dropped(sid)
+                    self._frames_skipped += 1
+                    continue
+                if decision is Decision.DISCONNECT:
+                    self._slow += 1
+                    self._drop(sid, CLOSE_TOO_SLOW, "subscriber too slow")
+                    continue
+            # ws.send() minus its argument checks: the frame is bytes and the socket is open.
+            ws._output(("message", frame))
             sent += 1
         self._frames_sent += sent
         for sid, seq in acks.items():
