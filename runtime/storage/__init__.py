@@ -1,4 +1,4 @@
-"""Object storage: the per-object SQLite engine and ``ctx.storage`` (KV API, transactions, alarms).
+"""Object storage: the per-object SQLite engine and ``ctx.storage`` (KV API, SQL API, transactions, alarms).
 
 The actor builds one :class:`ObjectDatabase` per object (all sharing one
 :class:`ConnectionPool`) and hands it, with itself as the

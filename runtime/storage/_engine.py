@@ -19,6 +19,10 @@ Invariants:
   then, and persists in the file).
 * The alarm time (ms since the epoch) lives in ``_cf_METADATA`` in the same
   database, so it commits atomically with the writes that set it.
+* Every connection (and every scratch connection) has foreign keys on, as in
+  production, and :attr:`ObjectDatabase.policy` as its authorizer: user SQL
+  (``runtime.storage._sql``) meets production's rules and limits, the
+  runtime's own statements run unrestricted.
 * At most ``ConnectionPool.max_open`` connections are open (a WAL database
   holds three descriptors). Opening one more closes the least recently used
   *clean* connection (no open batch, no savepoint); a dirty connection is
