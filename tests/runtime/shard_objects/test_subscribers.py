@@ -266,3 +266,105 @@ async def test_a_failing_simulation_closes_subscribers_with_1011(autojump_clock)
         stub = rt.env.EXPLODING.getByName("boom")
         await trio.sleep(1)
         assert rt.object_statistics(stub).background_tasks == 0  # no longer pinned
+
+
+class Corruptible(ShardObject):
+    sim = Counter
+    config = ShardConfig(tick_rate_hz=20)
+
+    async def corrupt(self) -> None:
+        self.ctx.storage.put("shard/state", b"not a record")
+
+
+async def test_a_shard_that_cannot_load_closes_with_1011(autojump_clock) -> None:
+    async with open_runtime(objects={"C": Corruptible}, config=config()) as rt:
+        stub = rt.env.C.getByName("bad")
+        await stub.corrupt()
+        await rt.evict(stub)
+        client = await connect(rt, "C", "bad", "alice")
+        assert client.transport.closed == (1011, "the shard is unavailable")
+
+
+async def test_the_finishing_tick_is_persisted_without_a_periodic_record(autojump_clock) -> None:
+    from runtime.shard_objects import STATE_KEY
+    from shards import decode_shard_state
+
+    from .helpers import Finite
+
+    class Lot(ShardObject):
+        sim = Finite
+        config = ShardConfig(tick_rate_hz=20, persist_every_ticks=0)
+        tick_strategy = "timer"
+
+    async with open_runtime(objects={"LOT": Lot}, config=config()) as rt:
+        alice = await connect(rt, "LOT", "lot", "alice")
+        await trio.sleep(0.12)
+        assert "shard/state" not in rt.dump_storage(rt.env.LOT.getByName("lot"))["kv"]
+        await alice.send(12)
+        await trio.sleep(0.12)
+        record = decode_shard_state(rt.dump_storage(rt.env.LOT.getByName("lot"))["kv"][STATE_KEY])
+        assert record.finished
+        assert record.tick == alice.transport.ticks()[-1]
+
+
+def test_class_attributes_are_checked_at_definition() -> None:
+    with pytest.raises(TypeError, match="must be a SimState subclass"):
+
+        class NoSim(ShardObject):
+            sim = int  # type: ignore[assignment]
+
+    with pytest.raises(ValueError, match="tick_strategy"):
+
+        class BadStrategy(ShardObject):
+            sim = Counter
+            tick_strategy = "cron"  # type: ignore[assignment]
+
+    with pytest.raises(ValueError, match="persist_every_ticks"):
+
+        class BadPersist(ShardObject):
+            sim = Counter
+            persist_every_ticks = -1
+
+    class Fine(ShardObject):
+        sim = Counter
+        persist_every_ticks = 7
+
+    assert Fine._shard_config.persist_every_ticks == 7
+
+
+class ApiKeys:
+    """A custom resolver: API keys looked up in a table."""
+
+    async def resolve(self, token: str | None) -> Any:
+        from runtime.shard_objects import InvalidToken
+        from shards import ShardAuth
+
+        if token == "boom":
+            raise RuntimeError("key store down")
+        if token == "weird":
+            return "alice"
+        users = {"k1": "alice"}
+        if token not in users:
+            raise InvalidToken("unknown API key", reason="signature")
+        return ShardAuth(user_id=users[token])
+
+
+async def test_token_resolution_is_pluggable(autojump_clock) -> None:
+    from runtime.sockets import attach
+
+    async def open_with(key: str) -> FakeTransport:
+        req = Request("http://h/?shard=arena&sid=alice", headers={"authorization": f"Bearer {key}"})
+        resp = await handle_shard_upgrade(rt.env.ALARM, req, ApiKeys())
+        t = FakeTransport()
+        attach(resp.webSocket, t)  # type: ignore[arg-type]
+        return t
+
+    async with open_runtime(objects=OBJECTS, config=config()) as rt:
+        ok = await open_with("k1")
+        assert (await open_with("k2")).closed == (1008, "unauthorized: unknown API key")
+        assert (await open_with("boom")).closed == (1011, "cannot check the token")
+        with pytest.raises(TypeError, match="must return a ShardAuth"):
+            await open_with("weird")
+        await trio.sleep(0.12)
+        assert ok.closed is None
+        assert ok.ticks()[:2] == [1, 2]
