@@ -48,6 +48,8 @@ log = logging.getLogger("shardsim.devserver")
 _HANDSHAKE_HEADERS = frozenset(
     {"upgrade", "connection", "sec-websocket-accept", "sec-websocket-extensions", "content-length"}
 )
+# Close codes RFC 6455 reserves for reporting, never sent in a close frame.
+_UNSENDABLE_CODES = frozenset({1004, 1005, 1006, 1015})
 
 
 class ReplayStream(trio.abc.HalfCloseableStream):
@@ -174,6 +176,9 @@ class ConnectionTransport:
                 continue
             if self._close is not None:
                 code, reason = self._close
+                if code in _UNSENDABLE_CODES:
+                    # Reserved codes never go on the wire: send a close frame without a code.
+                    code, reason = CloseCode.NO_STATUS_RCVD, ""
                 try:
                     await conn.aclose(code, reason)
                 except Exception:  # pragma: no cover - aclose swallows ConnectionClosed itself
@@ -184,7 +189,10 @@ class ConnectionTransport:
 def _ending(conn: ServerConnection) -> tuple[str, tuple[Any, ...]]:
     """How the connection ended, as the Peer hears it: ("error", (exc,)) or ("closed", (code, reason, clean))."""
     protocol = conn.protocol
-    if protocol.parser_exc is not None:
+    if isinstance(conn.connection_exc, UnicodeDecodeError):  # websockets decodes text in recv()
+        return "error", (conn.connection_exc,)
+    # The parser also records an EOF; that is a lost connection (1006), not an error.
+    if protocol.parser_exc is not None and not isinstance(protocol.parser_exc, EOFError):
         return "error", (protocol.parser_exc,)
     rcvd, sent = protocol.close_rcvd, protocol.close_sent
     if rcvd is None:

@@ -174,6 +174,7 @@ class DevServer:
         self._state_root: Path | None = None
         self._http_connections = 0
         self._websockets: set[ServerConnection] = set()
+        self._websockets_gone = trio.Event()
         self._requests = 0
         self._errors = 0
         self._reloads = 0
@@ -375,6 +376,7 @@ class DevServer:
             await self._rt_done.wait()
 
     async def _close_websockets(self, code: int, reason: str) -> None:
+        """Close every websocket and wait until each connection task has told its object."""
         conns = list(self._websockets)
         if not conns:
             return
@@ -382,6 +384,10 @@ class DevServer:
             async with trio.open_nursery() as nursery:
                 for conn in conns:
                     nursery.start_soon(conn.aclose, code, reason)
+            # The runtime must not close under a connection task still
+            # delivering its close event (it would reactivate the object).
+            while self._websockets:
+                await self._websockets_gone.wait()
 
     async def _watch(self) -> None:
         """Poll the project's files (mtime) and reload on a change."""
@@ -429,6 +435,9 @@ class DevServer:
     async def dispatch(self, request: Request, peer_ip: str) -> Response:
         """Route one request to the admin routes or the Worker; never raises for Worker errors."""
         rt = await self._current_runtime()
+        # Connection tasks do not descend from the task that opened the
+        # runtime: give this one the runtime's clock (now_ms(), alarms).
+        rt.clock.install()
         worker = self.worker
         assert worker is not None
         assert self._nursery is not None
@@ -655,6 +664,9 @@ class _HttpConnection:
 
         def closed(conn: ServerConnection) -> None:
             server._websockets.discard(conn)
+            if not server._websockets:
+                server._websockets_gone.set()
+                server._websockets_gone = trio.Event()
 
         ok = await run_websocket(
             self.stream, request_bytes, ws, extra, server.ws_options, on_open=opened, on_close=closed
