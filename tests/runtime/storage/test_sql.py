@@ -616,3 +616,35 @@ def test_user_transaction_statements_cannot_reuse_the_runtime_s_compiled_ones(h:
             h.storage.sql.exec(query)
     h.db.rollback()
     assert count(h) == 3  # the batch was never committed behind the runtime's back
+
+
+def test_a_failing_write_on_an_object_without_a_file_creates_nothing(h: Harness) -> None:
+    with pytest.raises(StorageError, match=r"^no such table: t: SQLITE_ERROR$"):
+        h.storage.sql.exec("INSERT INTO t VALUES (1)")
+    with pytest.raises(StorageError, match=r"^To execute a transaction"):
+        h.storage.sql.exec("BEGIN")
+    assert not h.path.exists()
+    assert h.host.wrote_calls == []
+
+
+def test_float_and_bytes_subclasses_bind_as_their_base(h: Harness) -> None:
+    class Money(float):
+        pass
+
+    class Blob(bytes):
+        pass
+
+    row = h.storage.sql.exec("SELECT ? AS m, typeof(?) AS t", Money(1.5), Blob(b"ab")).one()
+    assert row == {"m": 1.5, "t": "blob"}
+
+
+def test_raw_iteration_ends_like_the_cursor(h: Harness) -> None:
+    raw = h.storage.sql.exec("SELECT 1 AS a").raw()
+    assert list(raw) == [[1]]
+    assert raw.next() == {"done": True, "value": None}
+    assert "SqlStorageCursor" in repr(h.storage.sql.exec("SELECT 1"))
+
+
+def test_nul_characters_in_a_query_are_a_storage_error(h: Harness) -> None:
+    with pytest.raises(StorageError, match=r"null character"):
+        h.storage.sql.exec("SELECT 1 AS a\x00")
