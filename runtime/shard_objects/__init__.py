@@ -1,5 +1,20 @@
 """Shards hosted in Durable Objects, and the pylon wire protocol their subscribers speak.
 
+A module-level class per shard kind (a Wrangler config names it by ``class_name``)::
+
+    from runtime.shard_objects import ShardObject
+    from shards import ShardConfig
+
+    class Arena(ShardObject):
+        sim = ArenaState                              # your SimState subclass
+        config = ShardConfig(tick_rate_hz=20)         # 0: event-driven
+        tick_strategy = "timer"                       # or "alarm"
+        persist_every_ticks = 100
+
+Subscribers connect with ``ws://host:port/?shard=<id>&sid=<subscriber>`` and a
+token from ``shardsim token <user>``; the dev server (or a Worker) hands each
+upgrade to :func:`handle_shard_upgrade`.
+
 See :mod:`runtime.shard_objects._object` (how a shard object runs),
 :mod:`~runtime.shard_objects._protocol` (the wire protocol),
 :mod:`~runtime.shard_objects._upgrade` (the endpoint's contract),

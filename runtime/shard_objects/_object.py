@@ -26,7 +26,9 @@ How it runs:
   shard, no event per tick) and the shard pins the object while it ticks,
   as a pending ``setInterval`` does in production; a keep-alive alarm every
   ``keepalive_seconds`` counts as an event, so a ticking object is not
-  evicted for want of incoming events, and wakes it if it was.
+  evicted for want of incoming events, and wakes it if it was. (The pin is
+  the activation's background count, so ``ObjectStatistics.background_tasks``
+  shows 1 while a timer shard ticks, though no task exists.)
   Event-driven (``tick_rate_hz == 0``): a tick runs on the scheduler right
   after inputs arrive (inputs arriving together share one tick).
 * **Quiet.** When no subscriber is attached and no input is queued the shard

@@ -162,3 +162,20 @@ async def test_forced_hibernation_with_subscribers_resumes_from_the_record(autoj
         resumed = ticks.index(11, ticks.index(11) + 1)  # tick 11 again: resumed from the record
         assert frames[resumed][1] == {"full": {"total": 6, "ticks": 11}}  # delta base reset: full frame
         assert ticks[resumed:] == list(range(11, 11 + len(ticks) - resumed))
+
+
+async def test_an_evicted_timer_shard_is_woken_by_its_keepalive_and_resumes(autojump_clock) -> None:
+    async with open_runtime(objects=OBJECTS, config=config()) as rt:
+        stub = rt.env.TIMER.getByName("arena")
+        alice = await connect(rt, "TIMER", "arena", "alice")
+        await trio.sleep(0.57)  # ~11 ticks; persisted at 10
+        await rt.evict(stub)  # the instance and its timer go; the socket stays
+        count = len(alice.transport.ticks())
+        await trio.sleep(5)
+        assert len(alice.transport.ticks()) == count  # nothing ticks while evicted
+        await trio.sleep(30)  # the keep-alive alarm comes due and wakes the object
+        ticks = alice.transport.ticks()
+        assert ticks[count] == 11  # resumed from the record of tick 10
+        assert ticks[count:] == list(range(11, 11 + len(ticks) - count))
+        assert rt.state_of(stub) == "idle"
+        assert alice.transport.closed is None
