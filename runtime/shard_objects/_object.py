@@ -251,7 +251,9 @@ class ShardObject(DurableObject):
             ``config.max_input_bytes`` plus 1 KiB (JSON is larger than the codec).
 
     Subclasses may override ``fetch`` for their own routes (call
-    ``super().fetch(request)`` for the rest), and add RPC methods.
+    ``super().fetch(request)`` for the rest), and add RPC methods. The
+    object's alarm and the storage keys ``shard/state`` and ``shard/id``
+    belong to the shard: do not set alarms or write those keys yourself.
     """
 
     sim: ClassVar[type[SimState]]
