@@ -38,9 +38,9 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import random
 import resource
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Concatenate, Final, ParamSpec, TypeVar
@@ -61,8 +61,9 @@ __all__ = [
 
 logger = logging.getLogger("shardsim.storage")
 
-#: Descriptors one open WAL database holds (main file, -wal, -shm).
-FDS_PER_DATABASE: Final = 3
+#: Descriptors one open database holds: the main file and -wal (an exclusive
+#: WAL database keeps its index in memory: no -shm file).
+FDS_PER_DATABASE: Final = 2
 #: Descriptors we leave for everything else (sockets, D1, logs, the interpreter).
 FD_RESERVE: Final = 256
 _MIN_OPEN: Final = 4
@@ -160,8 +161,8 @@ def _sqlite_boundary(
 def default_max_open() -> int:
     """The default bound on open connections, from the soft ``RLIMIT_NOFILE``.
 
-    ``(soft - 256) // 3``: three descriptors per WAL database, 256 kept in
-    reserve, clamped to [4, 10000].
+    ``(soft - 256) // 2``: two descriptors per exclusive WAL database, 256
+    kept in reserve, clamped to [4, 10000].
     """
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
@@ -192,7 +193,13 @@ class PoolStatistics:
 
 
 class ConnectionPool:
-    """Bounds the number of open SQLite connections across all objects (LRU).
+    """Bounds the number of open SQLite connections across all objects.
+
+    Over the bound, a randomly chosen clean connection is closed (seeded,
+    so runs repeat). Not LRU on purpose: objects that take turns in a cycle
+    (ticking shards, alarms) are the common case here, and a cyclic scan
+    over more objects than the bound makes LRU miss on every access, while
+    random eviction keeps about ``bound / objects`` of them open.
 
     Args:
         max_open: most connections open at once; default :func:`default_max_open`.
@@ -204,8 +211,11 @@ class ConnectionPool:
         if max_open < 1:
             raise ValueError(f"max_open must be at least 1, got {max_open}")
         self.max_open = max_open
-        # Most recently used last. Keys are databases (hashed by identity).
-        self._lru: OrderedDict[ObjectDatabase, None] = OrderedDict()
+        # Open databases (hashed by identity) and their position in _open,
+        # for O(1) random choice and removal.
+        self._open: list[ObjectDatabase] = []
+        self._index: dict[ObjectDatabase, int] = {}
+        self._rng = random.Random(0)
         self._opened_total = 0
         self._closed_total = 0
         self._evicted_total = 0
@@ -214,7 +224,7 @@ class ConnectionPool:
     def statistics(self) -> PoolStatistics:
         """Return counters for this pool."""
         return PoolStatistics(
-            open=len(self._lru),
+            open=len(self._open),
             max_open=self.max_open,
             opened_total=self._opened_total,
             closed_total=self._closed_total,
@@ -227,38 +237,55 @@ class ConnectionPool:
 
         Uncommitted batches are rolled back, as a crash would lose them.
         """
-        for db in list(self._lru):
+        for db in list(self._open):
             db.close()
 
     # Private: called by ObjectDatabase.
 
     def _opened(self, db: ObjectDatabase) -> None:
         self._opened_total += 1
-        self._lru[db] = None
-        if len(self._lru) <= self.max_open:
+        self._index[db] = len(self._open)
+        self._open.append(db)
+        if len(self._open) <= self.max_open:
             return
-        for candidate in self._lru:
-            if candidate is not db and candidate._evictable():
-                logger.debug("pool: closing idle connection to %s", candidate.path)
-                self._evicted_total += 1
-                candidate._close_connection()  # calls _closed, which edits _lru: stop iterating
-                return
+        victim = self._choose_victim(db)
+        if victim is not None:
+            logger.debug("pool: closing idle connection to %s", victim.path)
+            self._evicted_total += 1
+            victim._close_connection()  # calls _closed
+            return
         self._over_bound += 1
         # Warn once per pool; afterwards the count in statistics() tells the story.
         log = logger.warning if self._over_bound == 1 else logger.debug
         log(
             "pool: %d connections open, above the bound of %d: every other database has uncommitted writes",
-            len(self._lru),
+            len(self._open),
             self.max_open,
         )
 
+    def _choose_victim(self, keep: ObjectDatabase) -> ObjectDatabase | None:
+        open_ = self._open
+        for _ in range(8):  # a few random probes find a clean one almost always
+            candidate = open_[self._rng.randrange(len(open_))]
+            if candidate is not keep and candidate._evictable():
+                return candidate
+        for candidate in open_:
+            if candidate is not keep and candidate._evictable():
+                return candidate
+        return None
+
     def _touch(self, db: ObjectDatabase) -> None:
-        self._lru.move_to_end(db)
+        """Called on every use; random eviction needs no bookkeeping here."""
 
     def _closed(self, db: ObjectDatabase) -> None:
-        if db in self._lru:
-            del self._lru[db]
-            self._closed_total += 1
+        index = self._index.pop(db, None)
+        if index is None:
+            return
+        last = self._open.pop()
+        if last is not db:
+            self._open[index] = last
+            self._index[last] = index
+        self._closed_total += 1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
