@@ -13,6 +13,7 @@ SUITES: dict[str, str] = {
     "alarms": "bench.alarms",
     "storage": "bench.storage",
     "shards": "bench.shards",
+    "d1": "bench.d1",
 }
 
 

@@ -47,7 +47,7 @@ def execute_step(conn: sqlite3.Connection, authorizer: Authorizer, step: Execute
         if desc is None:
             return Executed((), [], cur.lastrowid or 0, conn.total_changes - before)
         rows = cur.fetchall()
-        return Executed(tuple(d[0] for d in desc), rows, cur.lastrowid or 0, conn.total_changes - before)
+        return Executed(tuple([d[0] for d in desc]), rows, cur.lastrowid or 0, conn.total_changes - before)
     except sqlite3.Error as exc:
         return StepFailed(exc)
     finally:

@@ -102,11 +102,11 @@ def test_jsdict_attribute_access():
 
 def test_result_shaping():
     """BLOBs become lists, integral floats ints, and first/raw follow production."""
-    outcome = Outcome(("a", "b"), [(b"\x01", 2.0), (None, 2**60)], JsDict())
+    outcome = Outcome(("a", "b"), [(b"\x01", 2.0), (None, 2**60)])
     assert result_of(outcome).results == [{"a": [1], "b": 2}, {"a": None, "b": float(2**60)}]
     assert first_of(outcome, "b") == 2
     assert raw_of(outcome, True) == [["a", "b"], [[1], 2], [None, float(2**60)]]
-    assert first_of(Outcome(("a",), [], JsDict()), None) is None
+    assert first_of(Outcome(("a",), []), None) is None
 
 
 def test_authorizer_rules():
