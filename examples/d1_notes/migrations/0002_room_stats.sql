@@ -1,0 +1,4 @@
+CREATE TABLE room_stats (
+  room TEXT PRIMARY KEY,
+  notes INTEGER NOT NULL DEFAULT 0
+);
