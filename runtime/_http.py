@@ -41,10 +41,13 @@ import json as _json
 import re
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from http import HTTPStatus
-from typing import Any, Final, Protocol, TypeAlias, final, overload
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias, final, overload
 from urllib.parse import quote, urlsplit
 
 from shards._errors import ShardsError
+
+if TYPE_CHECKING:
+    from runtime.sockets import WebSocket
 
 __all__ = [
     "BODY_USED_MESSAGE",
@@ -570,7 +573,7 @@ class Response(_BodyReader):
     _headers: Headers
     _status: int
     _status_text: str
-    _web_socket: object | None
+    _web_socket: WebSocket | None
 
     json = _JsonMethod()
 
@@ -580,7 +583,7 @@ class Response(_BodyReader):
         status: int | None = None,
         status_text: str = "",
         headers: HeadersInit | None = None,
-        web_socket: object | None = None,
+        web_socket: WebSocket | None = None,
     ) -> None:
         if status is None:
             status = 200
@@ -676,12 +679,12 @@ class Response(_BodyReader):
         return self._headers
 
     @property
-    def webSocket(self) -> object | None:
+    def webSocket(self) -> WebSocket | None:
         """The websocket this response upgrades to, if any."""
         return self._web_socket
 
     @property
-    def web_socket(self) -> object | None:
+    def web_socket(self) -> WebSocket | None:
         """Same as :attr:`webSocket` (the constructor's keyword)."""
         return self._web_socket
 

@@ -16,6 +16,7 @@ from runtime._http import (
     Request,
     Response,
 )
+from runtime.sockets import WebSocketPair
 from shards._errors import ShardsError
 
 BODY_USED = "^" + re.escape(BODY_USED_MESSAGE) + "$"
@@ -434,7 +435,7 @@ def test_response_status_must_be_int():
 
 def test_response_websocket_upgrade():
     """status=101 with web_socket completes an upgrade."""
-    client = object()
+    client = WebSocketPair().client
     r = Response(None, status=101, web_socket=client)
     assert r.status == 101
     assert r.webSocket is client
@@ -446,7 +447,7 @@ def test_response_websocket_upgrade():
 def test_response_websocket_needs_101(status):
     """A websocket response must have status 101."""
     with pytest.raises(HttpRangeError, match=r"^Responses with a WebSocket must have status code 101\.$"):
-        Response(None, status=status, web_socket=object())
+        Response(None, status=status, web_socket=WebSocketPair().client)
 
 
 @pytest.mark.parametrize("status", [204, 205, 304])
@@ -464,7 +465,7 @@ def test_null_body_statuses_refuse_bodies(status):
 def test_websocket_response_refuses_a_body():
     """101 is a null-body status too."""
     with pytest.raises(HttpTypeError, match=r"cannot have a body\.$"):
-        Response(b"x", status=101, web_socket=object())
+        Response(b"x", status=101, web_socket=WebSocketPair().client)
 
 
 def test_response_refuses_other_bodies():
@@ -585,6 +586,6 @@ async def test_response_clone_after_read_fails():
 
 def test_response_clone_refuses_websockets():
     """A websocket handshake response cannot be cloned."""
-    r = Response(None, 101, web_socket=object())
+    r = Response(None, 101, web_socket=WebSocketPair().client)
     with pytest.raises(HttpTypeError, match=r"^Cannot clone a response to a WebSocket handshake\.$"):
         r.clone()

@@ -57,12 +57,14 @@ async def test_a_subscriber_with_a_token_gets_frames_and_one_without_is_closed_1
         good = make_token("s3cret", "alice", now_ms=EPOCH_MS)
         resp = await endpoint.handle(rt.env, upgrade("shard=m1&sid=alice", good))
         assert resp.status == 101
+        assert resp.webSocket is not None
         alice = FakeTransport()
         attach(resp.webSocket, alice)
         await trio.sleep(0.2)
         assert alice.frames()  # ticking frames arrive
         resp = await endpoint.handle(rt.env, upgrade("shard=m1&sid=bob"))
         mallory = FakeTransport()
+        assert resp.webSocket is not None
         attach(resp.webSocket, mallory)
         await trio.testing.wait_all_tasks_blocked()
         assert mallory.closed is not None
