@@ -6,7 +6,10 @@ autojump MockClock leap forward.
 
 Invariants:
 
-* Every awaited call first passes one trio checkpoint, then runs the whole
+* Inside an object, a call first passes the object's output gate: D1 is an
+  outbound request, so it waits for the object's earlier storage writes to
+  be durable and fails if they were lost.
+* Every awaited call then passes one trio checkpoint, and runs the whole
   core call synchronously. D1 is network I/O in production, so the checkpoint
   opens the object's input gate (other events may run while a D1 query is
   awaited) and is where cancellation lands; once SQLite work starts, the call
@@ -27,6 +30,8 @@ from collections.abc import Callable, Generator
 from typing import TypeVar
 
 import trio
+
+from runtime._actor import current_activation
 
 from ._api import D1Database
 from ._core import Answer, Authorizer, D1Limits, Engine, Execute, Executed, Step, StepFailed
@@ -107,8 +112,14 @@ class TrioDriver:
         return trio.lowlevel.current_task()
 
     async def run(self, call: Generator[Step, Answer, T]) -> T:
-        """Run ``call``: one checkpoint (the input gate opens), then inline SQLite work."""
+        """Run ``call``: output gate, one checkpoint (the input gate opens), then inline SQLite work."""
         try:
+            act = current_activation()
+            if act is not None:
+                # A D1 query is an outbound request: inside an object it waits until the
+                # object's earlier storage writes are durable (output gate, gotcha 5), and
+                # it fails, never runs, if they could not be written.
+                await act.output_gate()
             await trio.lowlevel.checkpoint()
         except BaseException:
             call.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
@@ -14,6 +15,7 @@ from runtime.d1 import (
     D1Limits,
     D1NotAuthorized,
     D1QueryError,
+    D1SessionError,
     D1SyntaxError,
     D1TypeError,
     JsDict,
@@ -548,5 +550,48 @@ def test_non_string_sql_is_a_type_error(run_d1):
             db.prepare(42)
         with pytest.raises(TypeError):
             await db.exec(None)
+
+    run_d1(body)
+
+
+def test_bad_writes_leave_nothing_behind(run_d1):
+    """Too many parameters, a bad bind and a constraint failure in a multi-row write write nothing."""
+
+    async def body(db):
+        await users(db)
+        with pytest.raises(D1QueryError, match="too many SQL variables"):
+            await (
+                db.prepare("INSERT INTO users (name) VALUES " + ", ".join(["(?)"] * 101))
+                .bind(*map(str, range(101)))
+                .run()
+            )
+        with pytest.raises(D1TypeError):
+            await db.prepare("INSERT INTO users (name) VALUES (?)").bind(object()).run()
+        with pytest.raises(D1ConstraintError):
+            await db.prepare("INSERT INTO users (name) VALUES ('a'), (NULL)").run()
+        assert await count(db) == 0
+
+    run_d1(body)
+
+
+def test_session_refuses_non_string_bookmarks(run_d1):
+    """withSession() takes a constraint or bookmark string."""
+
+    async def body(db):
+        with pytest.raises(D1SessionError, match=r"^D1_SESSION_ERROR: invalid bookmark or constraint$"):
+            db.withSession(42)
+
+    run_d1(body)
+
+
+def test_closed_database_fails_with_d1_error(run_d1):
+    """After close, calls fail with D1_ERROR instead of reaching SQLite."""
+
+    async def body(db):
+        closing = db._driver.close()  # trio closes at once, asyncio returns a coroutine
+        if inspect.isawaitable(closing):
+            await closing
+        with pytest.raises(D1QueryError, match=r"^D1_ERROR: Cannot operate on a closed database\.$"):
+            await db.prepare("SELECT 1").all()
 
     run_d1(body)

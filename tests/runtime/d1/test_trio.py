@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from runtime import DurableObject, open_runtime
+from runtime import DurableObject, ObjectResetError, open_runtime
 from runtime.d1 import D1Database, D1QueryError, close_d1, open_d1
 from tests.runtime.conftest import config
 
@@ -40,6 +40,10 @@ class Notes(DurableObject):
 
     async def fast(self):
         self.log.append("fast")
+
+    async def remember_then_insert(self, text):
+        self.ctx.storage.put("last", text)  # not awaited: the D1 call must wait for it
+        await self.env.DB.prepare("INSERT INTO notes (text) VALUES (?)").bind(text).run()
 
 
 async def schema(db: D1Database) -> None:
@@ -144,3 +148,29 @@ async def test_close_d1_refuses_other_drivers():
     """close_d1 only closes trio-driver databases."""
     with pytest.raises(TypeError, match="open_d1"):
         close_d1(D1Database(object(), "x"))  # type: ignore[arg-type]
+
+
+async def test_d1_waits_for_earlier_storage_writes(autojump_clock):
+    """Output gate: a D1 query after an unawaited put runs once the put is durable (gotcha 5)."""
+    async with open_runtime(objects={"NOTES": Notes}, d1={"DB": "main"}, config=config()) as rt:
+        await schema(rt.env.DB)
+        stub = rt.env.NOTES.getByName("a")
+        before = rt.statistics().commits
+        await stub.remember_then_insert("one")
+        assert rt.statistics().commits == before + 1
+        assert rt.dump_storage(stub)["kv"] == {"last": "one"}
+        assert await stub.texts() == ["one"]
+
+
+async def test_d1_never_runs_after_a_failed_storage_write(autojump_clock):
+    """If the writes before a D1 call are lost, the call fails and nothing reaches D1."""
+    async with open_runtime(objects={"NOTES": Notes}, d1={"DB": "main"}, config=config()) as rt:
+        await schema(rt.env.DB)
+        stub = rt.env.NOTES.getByName("a")
+        await stub.remember_then_insert("one")
+        actor = rt._actor_of(stub)
+        assert actor.db is not None
+        actor.db.fail_next_commit("disk I/O error")
+        with pytest.raises(ObjectResetError):
+            await stub.remember_then_insert("two")
+        assert await rt.env.NOTES.getByName("a").texts() == ["one"]
