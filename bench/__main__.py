@@ -14,6 +14,7 @@ SUITES: dict[str, str] = {
     "storage": "bench.storage",
     "shards": "bench.shards",
     "d1": "bench.d1",
+    "websockets": "bench.websockets",
 }
 
 

@@ -26,6 +26,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -149,6 +150,28 @@ class ConnectionTransport:
         if not self._sending:
             self._lot.unpark()
 
+    async def _flush(self) -> None:
+        """Write every queued frame with one ``send_all`` (websockets' ``send_data`` writes one per frame).
+
+        Holds websockets' send lock, as ``send_data`` does, so pongs and the
+        close frame interleave correctly. An empty chunk is websockets asking
+        for EOF (after a close): half-close, as ``send_data`` would.
+        """
+        conn = self._conn
+        async with conn.send_lock:
+            pending: list[bytes] = []
+            for chunk in conn.protocol.data_to_send():
+                if chunk:
+                    pending.append(chunk)
+                    continue
+                if pending:
+                    await conn.stream.send_all(b"".join(pending))
+                    pending = []
+                with contextlib.suppress(Exception):
+                    await conn.stream.send_eof()  # type: ignore[attr-defined]
+            if pending:
+                await conn.stream.send_all(pending[0] if len(pending) == 1 else b"".join(pending))
+
     def close_nowait(self, code: int, reason: str) -> None:
         """Start the close handshake once the queued frames are written."""
         if self._close is None:
@@ -168,7 +191,7 @@ class ConnectionTransport:
                 self._sending = True
                 self._buffered = 0
                 try:
-                    await conn.send_data()
+                    await self._flush()
                 except Exception:  # the socket broke; the reader sees it and ends the connection
                     return
                 finally:

@@ -591,10 +591,6 @@ class _HttpConnection:
                 await self._simple(500, WS_WITHOUT_UPGRADE + "\n")
                 self._log(method, target, 500, started)
                 return
-            if not isinstance(ws, WebSocket):
-                await self._simple(500, f"web_socket must be a WebSocketPair end, got {type(ws).__name__}\n")
-                self._log(method, target, 500, started)
-                return
             await self._hand_off(event, response, ws, method, target, started)
             return
         await self._respond(response, method)
