@@ -46,6 +46,8 @@ __all__ = ["AlarmInfo", "AlarmManager"]
 log = logging.getLogger("shardsim.alarms")
 
 _HEX_ID = re.compile(r"^[0-9a-f]{64}$")
+#: Seconds before an alarm that failed for an internal reason is tried again.
+INTERNAL_RETRY_DELAY = 1.0
 _INDEX = "alarms.json"
 
 
@@ -107,7 +109,18 @@ class AlarmManager:
     def _fire(self, actor: Actor) -> None:
         actor.alarm_timer = None
         if not actor.alarm_running:
-            self._rt._nursery.start_soon(self.run, actor, False)
+            self._rt._nursery.start_soon(self._run_safely, actor)
+
+    async def _run_safely(self, actor: Actor) -> None:
+        """A scheduled firing: nothing it meets may take the runtime down."""
+        try:
+            await self.run(actor, False)
+        except Exception:
+            # An internal failure (the database could not be opened, say):
+            # like workerd, try again soon without counting it as a retry.
+            log.exception("alarm of %r could not run; trying again in %s s", actor, INTERNAL_RETRY_DELAY)
+            actor.alarm_running = False
+            self._schedule(actor, None, at=trio.current_time() + INTERNAL_RETRY_DELAY)
 
     # -- running -----------------------------------------------------------------
 

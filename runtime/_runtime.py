@@ -168,6 +168,7 @@ class Runtime:
         self._alarms = AlarmManager(self)
         self._sockets = SocketManager(self)
         self._pool = ConnectionPool(config.max_open_databases)
+        self._pool.relieve_pressure = self._relieve_pool_pressure
         self.clock: RuntimeClock = None  # type: ignore[assignment]  # set by open_runtime
         self._persistent = False
         self._events = 0
@@ -250,6 +251,21 @@ class Runtime:
         act.committed_seq = seq
         act.output_lot.unpark_all()
         act.release_held()
+
+    def _relieve_pool_pressure(self) -> None:
+        """Every open connection holds a batch: commit them now so some can close.
+
+        Rare (thousands of objects writing at once) and O(objects); committing
+        a batch early is always allowed, it only makes writes durable sooner.
+        """
+        self._flusher.flush_all()
+        for actor in list(self._actors.values()):
+            act, db = actor.act, actor.db
+            if act is not None and not act.dead and db is not None and db.dirty and db.can_commit:
+                try:
+                    self._commit(actor, act)
+                except DurableObjectError as exc:
+                    actor.reset(exc, lose_writes=True)
 
     def _may_hibernate(self, actor: Actor) -> bool:
         return True

@@ -216,6 +216,10 @@ class ConnectionPool:
         self._open: list[ObjectDatabase] = []
         self._index: dict[ObjectDatabase, int] = {}
         self._rng = random.Random(0)
+        #: Called when every open connection is dirty and one must close: the
+        #: runtime commits pending batches (committing early is always allowed),
+        #: which makes their connections evictable.
+        self.relieve_pressure: Callable[[], None] | None = None
         self._opened_total = 0
         self._closed_total = 0
         self._evicted_total = 0
@@ -249,6 +253,9 @@ class ConnectionPool:
         if len(self._open) <= self.max_open:
             return
         victim = self._choose_victim(db)
+        if victim is None and self.relieve_pressure is not None:
+            self.relieve_pressure()
+            victim = self._choose_victim(db)
         if victim is not None:
             logger.debug("pool: closing idle connection to %s", victim.path)
             self._evicted_total += 1

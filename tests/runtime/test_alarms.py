@@ -311,3 +311,47 @@ async def test_failed_commit_of_an_alarm_write_resets(autojump_clock) -> None:
             await stub.set_alarm(now_ms() + 50_000)
         assert isinstance(info.value.__cause__, StorageError)
         assert rt.get_alarm(rt.env.T.getByName("t")) == EPOCH_MS + 1000
+
+
+async def test_an_internal_failure_never_takes_the_runtime_down_and_the_alarm_runs_later(
+    autojump_clock, monkeypatch
+) -> None:
+    from runtime.storage import ObjectDatabase
+
+    async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
+        stub = rt.env.T.getByName("t")
+        await stub.start(1000, 1)
+        original = ObjectDatabase.get_alarm
+        failures = []
+
+        def flaky(self):  # the database cannot be read, once
+            if not failures:
+                failures.append(1)
+                raise StorageError("cannot open x.sqlite: unable to open database file: SQLITE_CANTOPEN")
+            return original(self)
+
+        monkeypatch.setattr(ObjectDatabase, "get_alarm", flaky)
+        await trio.sleep(1.5)
+        assert LOG == []  # the first attempt failed internally
+        await trio.sleep(1)
+        assert [entry[0] for entry in LOG] == ["alarm"]  # tried again, not counted as a retry
+        assert LOG[0][2] == 0
+
+
+async def test_the_pool_commits_early_rather_than_exceed_its_bound(autojump_clock) -> None:
+    class Holder(DurableObject):
+        async def hold(self, n: int) -> None:
+            self.ctx.storage.put("n", n)
+            await trio.sleep(1)  # the batch stays open while the event waits
+
+        async def read(self) -> int:
+            return await self.ctx.storage.get("n")
+
+    async with open_runtime(objects={"H": Holder}, config=config(max_open_databases=4)) as rt:
+        async with trio.open_nursery() as nursery:
+            for i in range(12):
+                nursery.start_soon(rt.env.H.getByName(f"h{i}").hold, i)
+        assert rt._pool.statistics().over_bound == 0
+        assert rt.statistics().open_databases <= 4
+        for i in range(12):
+            assert await rt.env.H.getByName(f"h{i}").read() == i
