@@ -322,7 +322,7 @@ async def test_an_internal_failure_never_takes_the_runtime_down_and_the_alarm_ru
         stub = rt.env.T.getByName("t")
         await stub.start(1000, 1)
         original = ObjectDatabase.get_alarm
-        failures = []
+        failures: list[int] = []
 
         def flaky(self):  # the database cannot be read, once
             if not failures:
@@ -345,7 +345,7 @@ async def test_the_pool_commits_early_rather_than_exceed_its_bound(autojump_cloc
             await trio.sleep(1)  # the batch stays open while the event waits
 
         async def read(self) -> int:
-            return await self.ctx.storage.get("n")
+            return int(await self.ctx.storage.get("n"))
 
     async with open_runtime(objects={"H": Holder}, config=config(max_open_databases=4)) as rt:
         async with trio.open_nursery() as nursery:
