@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from ._admin import ADMIN_PREFIX as ADMIN_PREFIX
 from ._handoff import WebSocketOptions as WebSocketOptions
-from ._server import DevServer as DevServer, DevServerStatistics as DevServerStatistics
+from ._server import (
+    DevServer as DevServer,
+    DevServerStatistics as DevServerStatistics,
+    UpgradeRoute as UpgradeRoute,
+)
 from ._worker import (
     NotEmulatedError as NotEmulatedError,
     WorkerLoadError as WorkerLoadError,
@@ -28,6 +32,7 @@ __all__ = [
     "DevServer",
     "DevServerStatistics",
     "NotEmulatedError",
+    "UpgradeRoute",
     "WebSocketOptions",
     "WorkerLoadError",
     "WranglerConfig",

@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -50,7 +50,7 @@ from ._handoff import WebSocketOptions, run_websocket
 from ._worker import LoadedWorker, NotEmulated, load_worker
 from ._wrangler import WranglerConfig, load_config
 
-__all__ = ["DevServer", "DevServerStatistics"]
+__all__ = ["DevServer", "DevServerStatistics", "UpgradeRoute"]
 
 log = logging.getLogger("shardsim.devserver")
 access_log = logging.getLogger("shardsim.devserver.access")
@@ -69,10 +69,15 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _NO_BODY_STATUSES = frozenset({204, 304})
+_UNWATCHED_DIRS = frozenset({"node_modules", "__pycache__", "venv", "env", "site-packages"})
 _MAX_HEAD = 64 * 1024
 _READ_SIZE = 64 * 1024
 #: Production's text when a Worker returns a websocket for a request that did not ask for one.
 WS_WITHOUT_UPGRADE = 'Worker tried to return a WebSocket in a response to a request which did not contain the header "Upgrade: websocket".'
+
+
+#: ``async (request, runtime) -> Response | None``; see :attr:`DevServer.upgrade_routes`.
+UpgradeRoute = Callable[[Request, Runtime], Awaitable[Response | None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,6 +184,10 @@ class DevServer:
         self._errors = 0
         self._reloads = 0
         self._reload_lock = trio.Lock()
+        #: Routes tried before the Worker for websocket upgrade requests: each
+        #: returns a Response (usually a 101) or None to pass. This is where
+        #: the shard endpoint (``?shard=``, DESIGN.md) plugs in.
+        self.upgrade_routes: list[UpgradeRoute] = []
 
     # -- public ----------------------------------------------------------------------
 
@@ -395,10 +404,12 @@ class DevServer:
         def snapshot() -> dict[Path, float]:
             files: dict[Path, float] = {}
             root = self.config.root
-            candidates = [self.config.path, root / ".dev.vars", *root.rglob("*.py")]
+            candidates = [self.config.path, root / ".dev.vars"]
+            for folder, dirs, names in os.walk(root):
+                # Skip state, virtualenvs, caches and VCS folders: only the project's code.
+                dirs[:] = [d for d in dirs if not d.startswith(".") and d not in _UNWATCHED_DIRS]
+                candidates += [Path(folder) / n for n in names if n.endswith(".py")]
             for p in candidates:
-                if self._state_root is not None and p.is_relative_to(self._state_root):
-                    continue
                 with contextlib.suppress(OSError):
                     files[p] = p.stat().st_mtime
             return files
@@ -455,6 +466,11 @@ class DevServer:
                 headers={"content-type": "application/json"},
             )
         try:
+            if self.upgrade_routes and "websocket" in (request.headers.get("upgrade") or "").lower():
+                for route in self.upgrade_routes:
+                    routed = await route(request, rt)
+                    if routed is not None:
+                        return routed
             result = await worker.fetch(request, rt.env, _ExecutionContext(self._nursery))
             if not isinstance(result, Response):
                 raise TypeError(f"fetch() must return a Response, got {type(result).__name__}")

@@ -65,3 +65,14 @@ async def test_a_replayed_upgrade_request_completes_the_handshake() -> None:
             await wait_for(lambda: results)
             nursery.cancel_scope.cancel()
     assert results == [True]
+
+
+def test_connection_transport_is_a_transport() -> None:
+    """Typed check (mypy) that the dev server's transport satisfies runtime.sockets.Transport."""
+    from runtime.devserver._handoff import ConnectionTransport
+    from runtime.sockets import Transport
+
+    def as_transport(t: ConnectionTransport) -> Transport:
+        return t
+
+    assert callable(as_transport)

@@ -6,6 +6,7 @@ import pytest
 import trio
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.trio.client import connect
+from websockets.typing import Subprotocol
 
 from runtime.devserver import WebSocketOptions
 
@@ -176,3 +177,29 @@ async def test_shutdown_closes_websockets_with_1001(project) -> None:
                 await ws.recv()
             assert info.value.rcvd is not None
             assert info.value.rcvd.code == 1001
+
+
+async def test_upgrade_routes_come_before_the_worker_and_echo_a_subprotocol(project) -> None:
+    """The hook the shard endpoint (?shard=) will use; a route's headers reach the 101."""
+    from runtime import Response, WebSocketPair
+
+    async def route(request, rt):
+        if "?shard=" not in request.url:
+            return None
+        pair = WebSocketPair()
+        pair.server.accept()
+        pair.server.send("from the route")
+        protocol = request.headers.get("sec-websocket-protocol")
+        return Response(
+            None, status=101, web_socket=pair.client, headers={"sec-websocket-protocol": protocol}
+        )
+
+    with trio.fail_after(10):
+        async with running(project) as server:
+            server.upgrade_routes.append(route)
+            async with connect(f"ws://127.0.0.1:{server.port}/?shard=a", subprotocols=[Subprotocol("bearer.tok")]) as ws:
+                assert ws.subprotocol == "bearer.tok"
+                assert await ws.recv() == "from the route"
+            async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:  # not routed: the Worker
+                await ws.send("echo")
+                assert await ws.recv() == "echo"
