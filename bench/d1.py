@@ -115,10 +115,9 @@ def d1_selects_inline(path: Path, n: int, rows: int) -> float:
     async def body(db: D1Database) -> float:
         driver = db._driver
         assert isinstance(driver, TrioDriver)
-        engine = driver.engine
         start = time.perf_counter()
         for i in range(n):
-            first_of(driver.run_sync(engine.query(SELECT, (i % rows + 1,))), None)
+            first_of(driver.query_sync(SELECT, (i % rows + 1,)), None)
         return n / (time.perf_counter() - start)
 
     return trio.run(_with_db, path, body)

@@ -17,12 +17,23 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Awaitable, Generator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from shards._errors import D1SessionError
 
-from ._core import Answer, Engine, JsDict, SqlValue, Step, convert_bind_value, first_of, raw_of, result_of
+from ._core import (
+    Answer,
+    Engine,
+    JsDict,
+    Outcome,
+    SqlValue,
+    Step,
+    convert_bind_value,
+    first_of,
+    raw_of,
+    result_of,
+)
 
 __all__ = ["D1Database", "D1DatabaseSession", "D1PreparedStatement", "Driver"]
 
@@ -41,6 +52,10 @@ class Driver(Protocol):
         """Run ``call`` against the database and return its result (raising its error)."""
         ...
 
+    async def query(self, sql: str, params: Sequence[SqlValue]) -> Outcome:
+        """Run one prepared statement (``engine.query``), however the driver likes best."""
+        ...
+
     def invocation(self) -> object:
         """An object that lives as long as the current invocation (for the query budget)."""
         ...
@@ -54,12 +69,24 @@ class _Target:
     def __init__(self, driver: Driver) -> None:
         self._driver = driver
 
-    async def _run(self, call: Generator[Step, Answer, T], statements: int) -> T:
+    def _run(self, call: Generator[Step, Answer, T], statements: int) -> Awaitable[T]:
+        # Not async: returning the driver's coroutine saves a coroutine frame on every call.
         driver = self._driver
         budget = driver.engine.budget
         if budget.limit is not None:
-            budget.charge(driver.invocation(), statements)
-        return await driver.run(call)
+            try:
+                budget.charge(driver.invocation(), statements)
+            except BaseException:
+                call.close()
+                raise
+        return driver.run(call)
+
+    def _query(self, statement: D1PreparedStatement) -> Awaitable[Outcome]:
+        driver = self._driver
+        budget = driver.engine.budget
+        if budget.limit is not None:
+            budget.charge(driver.invocation(), 1)
+        return driver.query(statement.statement, statement.params)
 
     async def _batch(self, statements: Sequence[D1PreparedStatement]) -> list[JsDict]:
         calls: list[tuple[str, Sequence[SqlValue]]] = []
@@ -105,13 +132,11 @@ class D1PreparedStatement:
         Raises:
             D1QueryError: SQLite's error as ``D1_ERROR: <message>: SQLITE_<CODE>``.
         """
-        target = self._target
-        return result_of(await target._run(target._driver.engine.query(self.statement, self.params), 1))
+        return result_of(await self._target._query(self))
 
     async def run(self) -> JsDict:
         """The same as :meth:`all` (production returns rows from ``run()`` too)."""
-        target = self._target  # not `await self.all()`: one coroutine layer less per call
-        return result_of(await target._run(target._driver.engine.query(self.statement, self.params), 1))
+        return result_of(await self._target._query(self))  # not `await self.all()`: one frame less
 
     async def first(self, column: str | None = None) -> Any:
         """The first row (a dict), or with ``column`` that row's value; None when no rows.
@@ -119,9 +144,7 @@ class D1PreparedStatement:
         Raises:
             D1ColumnNotFound: rows exist but have no column ``column``.
         """
-        target = self._target
-        outcome = await target._run(target._driver.engine.query(self.statement, self.params), 1)
-        return first_of(outcome, column)
+        return first_of(await self._target._query(self), column)
 
     async def raw(
         self, options: Mapping[str, Any] | None = None, *, columnNames: bool = False
@@ -132,9 +155,7 @@ class D1PreparedStatement:
         arguments into an options object); ``raw({"columnNames": True})`` works too.
         """
         with_names = bool(options.get("columnNames", False)) if options is not None else columnNames
-        target = self._target
-        outcome = await target._run(target._driver.engine.query(self.statement, self.params), 1)
-        return raw_of(outcome, with_names)
+        return raw_of(await self._target._query(self), with_names)
 
 
 class D1DatabaseSession(_Target):
@@ -155,14 +176,22 @@ class D1DatabaseSession(_Target):
             )
         self._bookmark_or_constraint = bookmark_or_constraint
 
-    async def _run(self, call: Generator[Step, Answer, T], statements: int) -> T:
-        result = await super()._run(call, statements)
+    def _observe(self) -> None:
         # The query saw the database at its current bookmark; keep the larger one.
         bookmark = self._driver.engine.bookmark()
         current = self.getBookmark()
         if current is None or current < bookmark:
             self._bookmark_or_constraint = bookmark
+
+    async def _run(self, call: Generator[Step, Answer, T], statements: int) -> T:
+        result = await super()._run(call, statements)
+        self._observe()
         return result
+
+    async def _query(self, statement: D1PreparedStatement) -> Outcome:
+        outcome = await super()._query(statement)
+        self._observe()
+        return outcome
 
     def prepare(self, query: str) -> D1PreparedStatement:
         """A statement that runs in this session."""

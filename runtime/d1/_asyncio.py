@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from ._api import D1Database
-from ._core import Answer, D1Limits, Engine, Execute, Executed, Step, StepFailed
+from ._core import Answer, D1Limits, Engine, Execute, Executed, Outcome, SqlValue, Step, StepFailed
 from ._trio import configure_connection, connect
 
 __all__ = ["AsyncioDriver", "close_d1_asyncio", "open_d1_asyncio"]
@@ -73,6 +73,10 @@ class AsyncioDriver:
                 return result
             finally:
                 call.close()
+
+    async def query(self, sql: str, params: Sequence[SqlValue]) -> Outcome:
+        """One prepared statement: the core's ``query`` generator, step by step."""
+        return await self.run(self.engine.query(sql, params))
 
     async def _step(self, step: Execute) -> Executed | StepFailed:
         if self._closed:

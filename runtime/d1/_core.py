@@ -577,14 +577,14 @@ def _map_error(failure: StepFailed, authorizer: Authorizer, *, last: bool, has_p
 
 # --- the engine ---------------------------------------------------------------------------------------
 
-Call: TypeAlias = Generator[Step, Answer, Any]
-
 
 @dataclass(slots=True)
 class _Prepared:
     statements: list[str]
     #: Whether a statement changes the schema (changed_db even when no row changed).
     schema: bool
+    #: The statement when there is exactly one (the common case), else None.
+    single: str | None = None
 
 
 class Engine:
@@ -608,9 +608,11 @@ class Engine:
         self._cache: dict[str, _Prepared] = {}
         # sqlite3 caches compiled statements by their text, and the authorizer only runs
         # when a statement is compiled: a user statement with the same text as one of ours
-        # would reuse our authorized compilation. Our texts end in a comment nobody can guess.
+        # would reuse our authorized compilation. Our texts start with a comment nobody can
+        # guess (at the start, so SQLite does not store it in the schema text of a CREATE).
         self._tag = f"/* d1 {secrets.token_hex(8)} */ "
-        self._page_count_sql = self._tag + "PRAGMA page_count"
+        #: The step that reads the database size (``meta.size_after``) after a change.
+        self.size_step = Execute(self._tag + "PRAGMA page_count", (), True)
 
     # -- lifecycle --
 
@@ -641,34 +643,17 @@ class Engine:
 
     def query(self, sql: str, params: Sequence[SqlValue]) -> Generator[Step, Answer, Outcome]:
         """One prepared statement (``all/run/first/raw``): its :class:`Outcome`."""
-        prepared = self._cache.get(sql) or self._prepare(sql)
-        if len(prepared.statements) == 1:
-            # The common case, kept flat: it runs for every call (bench/d1.py).
+        prepared = self.prepare(sql)
+        if prepared.single is not None:
             start = yield _CLOCK
-            answer = yield Execute(prepared.statements[0], params)
+            answer = yield Execute(prepared.single, params)
             if type(answer) is not Executed:
-                assert isinstance(answer, StepFailed)
-                raise _map_error(
-                    answer, self.authorizer, last=True, has_params=bool(params)
-                ) from answer.error
+                raise self.single_failed(answer, params)
             end = yield _CLOCK
-            changes = answer.changes
-            changed_db = changes > 0 or prepared.schema
-            if changed_db:
-                self._sequence += 1
-                size = yield Execute(self._page_count_sql, (), True)
-                if type(size) is Executed:
-                    self._size = size.rows[0][0] * self._page_size
-            return Outcome(
-                answer.columns,
-                answer.rows,
-                float(end - start),  # type: ignore[operator]
-                changes,
-                answer.last_row_id,
-                changed_db,
-                self._size,
-                len(answer.rows),
-            )
+            outcome = self.single_done(prepared, answer, end - start)  # type: ignore[operator]
+            if outcome.changed_db:
+                self.size_known(outcome, (yield self.size_step))
+            return outcome
         start = yield _CLOCK
         yield from self._internal("BEGIN")
         try:
@@ -677,17 +662,50 @@ class Engine:
             yield from self._rollback()
             raise
         yield from self._commit()
-        yield from self._finish([outcome], start)
+        yield from self._finish([outcome])
         return outcome
+
+    # The single-statement query in pieces: :meth:`query` strings them together as
+    # effects, and the trio driver calls them directly, inline, without a generator
+    # (a quarter of a point query's cost in the core; bench/d1.py).
+
+    def single_failed(self, failure: Answer, params: Sequence[SqlValue]) -> D1Error:
+        """The error to raise for a failed single statement (chained to SQLite's)."""
+        assert isinstance(failure, StepFailed)
+        error = _map_error(failure, self.authorizer, last=True, has_params=bool(params))
+        error.__cause__ = failure.error
+        return error
+
+    def single_done(self, prepared: _Prepared, answer: Executed, duration: float) -> Outcome:
+        """The outcome of a single statement that ran; if ``changed_db``, run :attr:`size_step` next."""
+        changes = answer.changes
+        changed_db = changes > 0 or prepared.schema
+        if changed_db:
+            self._sequence += 1
+        return Outcome(
+            answer.columns,
+            answer.rows,
+            float(duration),
+            changes,
+            answer.last_row_id,
+            changed_db,
+            self._size,
+            len(answer.rows),
+        )
+
+    def size_known(self, outcome: Outcome, answer: Answer) -> None:
+        """Record the answer to :attr:`size_step` (the database size after a change)."""
+        if type(answer) is Executed:
+            self._size = answer.rows[0][0] * self._page_size
+        outcome.size_after = self._size
 
     def batch(
         self, calls: Sequence[tuple[str, Sequence[SqlValue]]]
     ) -> Generator[Step, Answer, list[Outcome]]:
         """``batch()``: every statement in one transaction; any failure undoes all."""
-        prepared = [(self._prepare(sql), params) for sql, params in calls]
+        prepared = [(self.prepare(sql), params) for sql, params in calls]
         if not prepared:
             return []
-        start = yield _CLOCK
         yield from self._internal("BEGIN")
         outcomes: list[Outcome] = []
         try:
@@ -698,7 +716,7 @@ class Engine:
             yield from self._rollback()
             raise
         yield from self._commit()
-        yield from self._finish(outcomes, start)
+        yield from self._finish(outcomes)
         return outcomes
 
     def exec(self, sql: str) -> Generator[Step, Answer, JsDict]:
@@ -718,23 +736,29 @@ class Engine:
                 continue  # production sends it and D1 answers with nothing to run
             try:
                 t0 = yield _CLOCK
-                outcomes.append((yield from self._run(self._prepare(line), (), t0)))
+                outcomes.append((yield from self._run(self.prepare(line), (), t0)))
             except D1Error as exc:
                 yield from self._rollback()
                 detail = f"Error in line {number}: {line}: {exc.detail}"
                 raise D1ExecError(f"D1_EXEC_ERROR: {detail}", detail=detail, line=number) from exc
         yield from self._commit()
-        yield from self._finish(outcomes, start)
+        yield from self._finish(outcomes)
         end = yield _CLOCK
         return JsDict(count=len(lines), duration=float(end - start))  # type: ignore[operator]
 
     # -- internals --
 
-    def _prepare(self, sql: str) -> _Prepared:
-        if not isinstance(sql, str):
-            raise TypeError(f"prepare() takes a string of SQL, got {type(sql).__name__}")
-        prepared = self._cache.get(sql)
+    def prepare(self, sql: str) -> _Prepared:
+        """Split and check ``sql`` (cached by text).
+
+        Raises:
+            TypeError: ``sql`` is not a string.
+            D1QueryError: the text is too long, or holds no statement.
+        """
+        prepared = self._cache.get(sql) if type(sql) is str else None
         if prepared is None:
+            if not isinstance(sql, str):
+                raise TypeError(f"prepare() takes a string of SQL, got {type(sql).__name__}")
             # SQLite checks the length of the whole text it is handed (SQLITE_LIMIT_SQL_LENGTH);
             # Python's sqlite3 would word it differently, so we check first.
             if len(sql) > self.limits.sql_length // 4 and len(sql.encode()) > self.limits.sql_length:
@@ -742,7 +766,11 @@ class Engine:
             statements = split_statements(sql)
             if not statements:
                 raise D1QueryError(NO_STATEMENTS)
-            prepared = _Prepared(statements, any(_first_keyword(s) in _SCHEMA_KEYWORDS for s in statements))
+            prepared = _Prepared(
+                statements,
+                any(_first_keyword(s) in _SCHEMA_KEYWORDS for s in statements),
+                statements[0] if len(statements) == 1 else None,
+            )
             if len(self._cache) >= 256:
                 self._cache.clear()
             self._cache[sql] = prepared
@@ -781,7 +809,7 @@ class Engine:
             rows_read,
         )
 
-    def _finish(self, outcomes: list[Outcome], start: Answer) -> Generator[Step, Answer, None]:
+    def _finish(self, outcomes: list[Outcome]) -> Generator[Step, Answer, None]:
         changed = any(o.changed_db for o in outcomes)
         if changed:
             self._sequence += 1

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from typing import TypeVar
 
 import trio
@@ -34,7 +34,18 @@ import trio
 from runtime._actor import current_activation
 
 from ._api import D1Database
-from ._core import Answer, Authorizer, D1Limits, Engine, Execute, Executed, Step, StepFailed
+from ._core import (
+    Answer,
+    Authorizer,
+    D1Limits,
+    Engine,
+    Execute,
+    Executed,
+    Outcome,
+    SqlValue,
+    Step,
+    StepFailed,
+)
 
 __all__ = ["TrioDriver", "close_d1", "configure_connection", "connect", "execute_step", "open_d1"]
 
@@ -111,20 +122,46 @@ class TrioDriver:
         """The current trio task: a handler runs in its caller's task, one per invocation."""
         return trio.lowlevel.current_task()
 
+    async def _gates(self) -> None:
+        act = current_activation()
+        if act is not None:
+            # A D1 query is an outbound request: inside an object it waits until the
+            # object's earlier storage writes are durable (output gate, gotcha 5), and
+            # it fails, never runs, if they could not be written.
+            await act.output_gate()
+        await trio.lowlevel.checkpoint()
+
     async def run(self, call: Generator[Step, Answer, T]) -> T:
         """Run ``call``: output gate, one checkpoint (the input gate opens), then inline SQLite work."""
         try:
-            act = current_activation()
-            if act is not None:
-                # A D1 query is an outbound request: inside an object it waits until the
-                # object's earlier storage writes are durable (output gate, gotcha 5), and
-                # it fails, never runs, if they could not be written.
-                await act.output_gate()
-            await trio.lowlevel.checkpoint()
+            await self._gates()
         except BaseException:
             call.close()
             raise
         return self.run_sync(call)
+
+    async def query(self, sql: str, params: Sequence[SqlValue]) -> Outcome:
+        """One prepared statement: the gates, then :meth:`query_sync`."""
+        await self._gates()
+        return self.query_sync(sql, params)
+
+    def query_sync(self, sql: str, params: Sequence[SqlValue]) -> Outcome:
+        """What ``engine.query`` does, inline; for one statement without a generator (it is cheaper)."""
+        engine = self.engine
+        prepared = engine.prepare(sql)
+        statement = prepared.single
+        conn = self._conn
+        if statement is None or conn is None:
+            return self.run_sync(engine.query(sql, params))
+        authorizer = engine.authorizer
+        start = self._now_ms()
+        answer = execute_step(conn, authorizer, Execute(statement, params))
+        if type(answer) is not Executed:
+            raise engine.single_failed(answer, params)
+        outcome = engine.single_done(prepared, answer, self._now_ms() - start)
+        if outcome.changed_db:
+            engine.size_known(outcome, execute_step(conn, authorizer, engine.size_step))
+        return outcome
 
     def run_sync(self, call: Generator[Step, Answer, T]) -> T:
         """Run ``call`` to completion without yielding to trio (migrations, setup, tests)."""
