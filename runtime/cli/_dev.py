@@ -116,4 +116,6 @@ def _banner(server: DevServer, out: TextIO) -> None:
     where = "in memory" if server.in_memory else str(server.state_root)
     print(f"  state: {where}", file=out)
     print(f"  admin: {server.url}/__shardsim/", file=out)
+    if server.host not in ("127.0.0.1", "localhost", "::1"):
+        print("  warning: not bound to loopback; the admin routes have no authentication", file=out)
     print(f"Ready on {server.url}", file=out, flush=True)

@@ -14,8 +14,10 @@ Invariants:
 * One task per connection reads frames and feeds them to the :class:`Peer`
   (``await peer.message``: the object's inbox pushes back on the socket).
 * The runtime writes through :class:`ConnectionTransport`, which never
-  blocks: frames go into websockets' sans-I/O protocol at once (so order is
-  kept with pongs and the close frame) and a writer task flushes them.
+  blocks: frames go into websockets' sans-I/O protocol's queue at once (so
+  order is kept with pongs and the close frame) and a writer task flushes
+  everything queued with one ``send_all``. A message sent to many sockets
+  is encoded once (:class:`FrameCache`).
   Overflow rule: when more than ``max_buffer`` bytes wait to be written, the
   client is too slow; the connection is closed with 1011 and the queued
   frames are dropped (production closes such sockets too; it never blocks ``send``).
@@ -33,7 +35,7 @@ from typing import Any
 
 import trio
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request as WsRequest, Response as WsResponse
 from websockets.protocol import CLOSED, OPEN
 from websockets.server import ServerProtocol
@@ -41,7 +43,7 @@ from websockets.trio.server import Server as WsServer, ServerConnection
 
 from runtime.sockets import Peer, WebSocket, attach
 
-__all__ = ["ConnectionTransport", "ReplayStream", "WebSocketOptions", "run_websocket"]
+__all__ = ["ConnectionTransport", "FrameCache", "ReplayStream", "WebSocketOptions", "run_websocket"]
 
 log = logging.getLogger("shardsim.devserver")
 
@@ -115,10 +117,11 @@ class WebSocketOptions:
 class ConnectionTransport:
     """:class:`runtime.sockets.Transport` over a websockets ``ServerConnection``."""
 
-    __slots__ = ("_buffered", "_close", "_conn", "_lot", "_max", "_sending", "closed_by_overflow")
+    __slots__ = ("_buffered", "_close", "_conn", "_frames", "_lot", "_max", "_sending", "closed_by_overflow")
 
-    def __init__(self, conn: ServerConnection, max_buffer: int) -> None:
+    def __init__(self, conn: ServerConnection, max_buffer: int, frames: FrameCache | None = None) -> None:
         self._conn = conn
+        self._frames = frames or FrameCache()
         self._max = max_buffer
         self._buffered = 0
         self._close: tuple[int, str] | None = None
@@ -140,12 +143,17 @@ class ConnectionTransport:
             self._buffered = 0
             self.close_nowait(CloseCode.INTERNAL_ERROR, "outgoing buffer full (client too slow)")
             return
-        # Encoding into the sans-I/O protocol now keeps frame order exact;
+        # Queueing into the sans-I/O protocol now keeps frame order exact;
         # the writer task only flushes bytes.
-        if isinstance(message, str):
-            protocol.send_text(message.encode())
+        if protocol.extensions:
+            if isinstance(message, str):
+                protocol.send_text(message.encode())
+            else:
+                protocol.send_binary(message)
         else:
-            protocol.send_binary(message)
+            # Without extensions a server frame depends only on the message:
+            # a broadcast encodes it once and queues the same bytes everywhere.
+            protocol.writes.append(self._frames.encode(message))
         self._buffered += size
         if not self._sending:
             self._lot.unpark()
@@ -209,6 +217,32 @@ class ConnectionTransport:
                 return
 
 
+class FrameCache:
+    """Encodes server frames, reusing the last one when the same message object comes again.
+
+    Without extensions a server frame depends only on the message, so a
+    broadcast (one ``str`` sent to every socket) is encoded once. One cache
+    serves every connection of a dev server.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[str | bytes, bytes] | None = None
+
+    def encode(self, message: str | bytes) -> bytes:
+        """The unmasked frame for ``message`` (text for ``str``, binary for ``bytes``)."""
+        last = self._last
+        if last is not None and last[0] is message:
+            return last[1]
+        if isinstance(message, str):
+            frame = Frame(Opcode.TEXT, message.encode()).serialize(mask=False)
+        else:
+            frame = Frame(Opcode.BINARY, message).serialize(mask=False)
+        self._last = (message, frame)
+        return frame
+
+
 def _ending(conn: ServerConnection) -> tuple[str, tuple[Any, ...]]:
     """How the connection ended, as the Peer hears it: ("error", (exc,)) or ("closed", (code, reason, clean))."""
     protocol = conn.protocol
@@ -232,6 +266,7 @@ async def run_websocket(
     *,
     on_open: Callable[[ServerConnection], None] = lambda conn: None,
     on_close: Callable[[ServerConnection], None] = lambda conn: None,
+    frames: FrameCache | None = None,
 ) -> bool:
     """Complete the opening handshake on ``stream`` and serve the connection until it ends.
 
@@ -245,6 +280,7 @@ async def run_websocket(
         options: Limits and timeouts.
         on_open: Called once the handshake succeeded.
         on_close: Called when the connection is over.
+        frames: The frame cache shared by the server's connections.
 
     Returns:
         Whether the handshake succeeded.
@@ -275,7 +311,7 @@ async def run_websocket(
             with trio.move_on_after(options.handshake_timeout):
                 await conn.handshake(None, add_headers, server_header=None)
             opened = conn.protocol.state is OPEN
-            transport = ConnectionTransport(conn, options.max_buffer)
+            transport = ConnectionTransport(conn, options.max_buffer, frames)
             peer = attach(client, transport)
             if not opened:
                 # The client vanished, timed out or sent a bad handshake; the

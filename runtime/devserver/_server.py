@@ -46,7 +46,7 @@ from runtime._runtime import Runtime, open_runtime
 from runtime.sockets import WebSocket
 
 from ._admin import ADMIN_PREFIX, handle_admin
-from ._handoff import WebSocketOptions, run_websocket
+from ._handoff import FrameCache, WebSocketOptions, run_websocket
 from ._worker import LoadedWorker, NotEmulated, load_worker
 from ._wrangler import WranglerConfig, load_config
 
@@ -180,6 +180,7 @@ class DevServer:
         self._http_connections = 0
         self._websockets: set[ServerConnection] = set()
         self._websockets_gone = trio.Event()
+        self._frames = FrameCache()
         self._requests = 0
         self._errors = 0
         self._reloads = 0
@@ -681,7 +682,14 @@ class _HttpConnection:
                 server._websockets_gone = trio.Event()
 
         ok = await run_websocket(
-            self.stream, request_bytes, ws, extra, server.ws_options, on_open=opened, on_close=closed
+            self.stream,
+            request_bytes,
+            ws,
+            extra,
+            server.ws_options,
+            on_open=opened,
+            on_close=closed,
+            frames=server._frames,
         )
         if not ok:
             self._log(method, target, 400, started, note="websocket handshake failed")

@@ -76,3 +76,16 @@ def test_connection_transport_is_a_transport() -> None:
         return t
 
     assert callable(as_transport)
+
+
+def test_a_broadcast_frame_is_encoded_once_and_matches_websockets() -> None:
+    from websockets.frames import Frame, Opcode
+
+    from runtime.devserver._handoff import FrameCache
+
+    cache = FrameCache()
+    text = "x" * 300  # a 2-byte extended length
+    first = cache.encode(text)
+    assert cache.encode(text) is first
+    assert first == Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+    assert cache.encode(b"\x00" * 70000) == Frame(Opcode.BINARY, b"\x00" * 70000).serialize(mask=False)

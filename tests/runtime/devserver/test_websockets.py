@@ -197,7 +197,9 @@ async def test_upgrade_routes_come_before_the_worker_and_echo_a_subprotocol(proj
     with trio.fail_after(10):
         async with running(project) as server:
             server.upgrade_routes.append(route)
-            async with connect(f"ws://127.0.0.1:{server.port}/?shard=a", subprotocols=[Subprotocol("bearer.tok")]) as ws:
+            async with connect(
+                f"ws://127.0.0.1:{server.port}/?shard=a", subprotocols=[Subprotocol("bearer.tok")]
+            ) as ws:
                 assert ws.subprotocol == "bearer.tok"
                 assert await ws.recv() == "from the route"
             async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:  # not routed: the Worker
