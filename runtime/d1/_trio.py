@@ -9,11 +9,12 @@ Invariants:
 * Inside an object, a call first passes the object's output gate: D1 is an
   outbound request, so it waits for the object's earlier storage writes to
   be durable and fails if they were lost.
-* Every awaited call then passes one trio checkpoint, and runs the whole
-  core call synchronously. D1 is network I/O in production, so the checkpoint
-  opens the object's input gate (other events may run while a D1 query is
-  awaited) and is where cancellation lands; once SQLite work starts, the call
-  finishes without yielding, so calls on one database never interleave.
+* Every awaited call then yields to trio if any other task is ready to run
+  (D1 is network I/O in production: the object's input gate opens and other
+  events may run while a query is awaited), and at least every 16th call
+  anyway (so sockets and timers are polled); cancellation lands there. Once
+  SQLite work starts, the call finishes without yielding, so calls on one
+  database never interleave.
 * The connection uses ``isolation_level=None`` (the core issues BEGIN/COMMIT
   itself), WAL with ``synchronous=NORMAL``, production's limits through
   ``setlimit`` and the core's authorizer.
@@ -46,6 +47,9 @@ from ._core import (
     Step,
     StepFailed,
 )
+
+#: Calls between two yields to trio when no other task is runnable (see ``_gates``).
+_POLL_EVERY = 16
 
 __all__ = ["TrioDriver", "close_d1", "configure_connection", "connect", "execute_step", "open_d1"]
 
@@ -103,6 +107,7 @@ class TrioDriver:
         self.path = os.fspath(path)
         self.engine = Engine(limits)
         self._now_ms = now_ms
+        self._unpolled = 0
         self._conn: sqlite3.Connection | None = connect(self.path)
         configure_connection(self._conn, self.engine)
         self.run_sync(self.engine.open())
@@ -129,7 +134,18 @@ class TrioDriver:
             # object's earlier storage writes are durable (output gate, gotcha 5), and
             # it fails, never runs, if they could not be written.
             await act.output_gate()
-        await trio.lowlevel.checkpoint()
+        # D1 is network I/O in production: any other event may run while a query is
+        # awaited (the input gate opens). We yield to trio whenever another task is
+        # ready to run, so every event that could interleave does; with nothing else
+        # runnable a yield would only poll for I/O, which costs more than the query
+        # itself (a scheduler pass and a syscall per call), so we still poll every
+        # _POLL_EVERY calls. Cancellation is honoured at every call.
+        self._unpolled += 1
+        if self._unpolled >= _POLL_EVERY or trio.lowlevel.current_statistics().tasks_runnable:
+            self._unpolled = 0
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
 
     async def run(self, call: Generator[Step, Answer, T]) -> T:
         """Run ``call``: output gate, one checkpoint (the input gate opens), then inline SQLite work."""
