@@ -9,9 +9,11 @@ Figures, one JSON line each:
 * Point SELECT by primary key per second, the same way (``first()`` vs
   ``execute().fetchone()``).
 * ``batch()`` of 100 and of 1,000 INSERTs, in rows/s.
-* Where a point SELECT's time goes: the same calls without the trio
-  checkpoint every D1 call passes (it opens the input gate), and a bare
-  checkpoint.
+* Point SELECTs awaited inside an object's event, where every call passes a
+  full trio checkpoint (the input gate opens); outside objects a call yields
+  only when other tasks are queued, or every 16th call.
+* Where a point SELECT's time goes: the same calls without any yield, and a
+  bare checkpoint.
 
 Each pair alternates D1 and raw rounds and keeps the median of 3, so a
 noisy neighbour hits both sides. Cloudflare's local runtime measured
@@ -32,6 +34,7 @@ from pathlib import Path
 
 import trio
 
+from runtime import DurableObject, open_runtime
 from runtime.d1 import D1Database, close_d1, open_d1
 from runtime.d1._core import first_of
 from runtime.d1._trio import TrioDriver
@@ -123,6 +126,34 @@ def d1_selects_inline(path: Path, n: int, rows: int) -> float:
     return trio.run(_with_db, path, body)
 
 
+class Reader(DurableObject):
+    """An object whose handlers the benchmark runs D1 queries in."""
+
+
+def d1_selects_in_object(n: int, rows: int) -> float:
+    """Point SELECTs awaited inside one object's event, where every call opens the input gate."""
+
+    async def main() -> float:
+        async with open_runtime(objects={"R": Reader}, d1={"DB": "bench"}, seed=1) as rt:
+            db = rt.env.DB
+            await db.exec(SCHEMA)
+            insert = db.prepare(INSERT)
+            for start in range(0, rows, 1000):
+                await db.batch([insert.bind(f"value {i}") for i in range(start, min(rows, start + 1000))])
+
+            async def loop(instance: Reader, ctx: object) -> float:
+                env_db = instance.env.DB
+                t0 = time.perf_counter()
+                for i in range(n):
+                    await env_db.prepare(SELECT).bind(i % rows + 1).first()
+                return n / (time.perf_counter() - t0)
+
+            rate: float = await rt.run_in_object(rt.env.R.getByName("bench"), loop)
+            return rate
+
+    return trio.run(main)
+
+
 def trio_checkpoints(n: int) -> float:
     """A bare ``trio.lowlevel.checkpoint()``: what every D1 call pays to open the input gate."""
 
@@ -187,6 +218,8 @@ def run() -> None:
         report(SUITE, "point_select_raw_sqlite3", raw_rate, "selects/s", n=m)
         report(SUITE, "point_select_d1_vs_raw", 100.0 * d1_rate / raw_rate, "%", target=">= 50")
 
+        rate = statistics.median(d1_selects_in_object(m, rows) for _ in range(ROUNDS))
+        report(SUITE, "point_select_d1_inside_object", rate, "selects/s", n=m)
         rate = statistics.median(d1_selects_inline(d1_path, m, rows) for _ in range(ROUNDS))
         report(SUITE, "point_select_d1_without_checkpoint", rate, "selects/s", n=m)
         rate = statistics.median(trio_checkpoints(m) for _ in range(ROUNDS))

@@ -9,12 +9,13 @@ Invariants:
 * Inside an object, a call first passes the object's output gate: D1 is an
   outbound request, so it waits for the object's earlier storage writes to
   be durable and fails if they were lost.
-* Every awaited call then yields to trio if any other task is ready to run
-  (D1 is network I/O in production: the object's input gate opens and other
-  events may run while a query is awaited), and at least every 16th call
-  anyway (so sockets and timers are polled); cancellation lands there. Once
-  SQLite work starts, the call finishes without yielding, so calls on one
-  database never interleave.
+* Inside an object every awaited call then passes one trio checkpoint: D1 is
+  network I/O in production, so the object's input gate opens and other
+  events may run while a query is awaited. Outside objects (no input gate)
+  a call yields when tasks are queued to run and at least every 16th call,
+  so sockets and timers are still polled. Cancellation lands on every call.
+  Once SQLite work starts, the call finishes without yielding, so calls on
+  one database never interleave.
 * The connection uses ``isolation_level=None`` (the core issues BEGIN/COMMIT
   itself), WAL with ``synchronous=NORMAL``, production's limits through
   ``setlimit`` and the core's authorizer.
@@ -132,14 +133,16 @@ class TrioDriver:
         if act is not None:
             # A D1 query is an outbound request: inside an object it waits until the
             # object's earlier storage writes are durable (output gate, gotcha 5), and
-            # it fails, never runs, if they could not be written.
+            # it fails, never runs, if they could not be written. It is network I/O in
+            # production, so the object's input gate opens: any other event may run
+            # while the query is awaited. One full checkpoint gives them that chance.
             await act.output_gate()
-        # D1 is network I/O in production: any other event may run while a query is
-        # awaited (the input gate opens). We yield to trio whenever another task is
-        # ready to run, so every event that could interleave does; with nothing else
-        # runnable a yield would only poll for I/O, which costs more than the query
-        # itself (a scheduler pass and a syscall per call), so we still poll every
-        # _POLL_EVERY calls. Cancellation is honoured at every call.
+            await trio.lowlevel.checkpoint()
+            return
+        # Outside an object (Worker-style code, tests, tools) there is no input gate.
+        # A yield with nothing else to run only polls for I/O and costs more than the
+        # query (a scheduler pass and a syscall), so we yield when tasks are queued to
+        # run, and otherwise every _POLL_EVERY calls. Cancellation lands on every call.
         self._unpolled += 1
         if self._unpolled >= _POLL_EVERY or trio.lowlevel.current_statistics().tasks_runnable:
             self._unpolled = 0

@@ -174,3 +174,42 @@ async def test_d1_never_runs_after_a_failed_storage_write(autojump_clock):
         with pytest.raises(ObjectResetError):
             await stub.remember_then_insert("two")
         assert await rt.env.NOTES.getByName("a").texts() == ["one"]
+
+
+async def test_outside_objects_ready_tasks_run_at_least_every_16_calls(tmp_path: Path):
+    """Outside an object there is no input gate, but other tasks are not starved either."""
+    db = open_d1(tmp_path / "x.sqlite")
+    turns: list[int] = []
+
+    async def other() -> None:
+        while True:
+            turns.append(len(turns))
+            await trio.lowlevel.checkpoint()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(other)
+            await trio.lowlevel.checkpoint()
+            before = len(turns)
+            for _ in range(32):
+                await db.prepare("SELECT 1").all()
+            assert len(turns) - before >= 2
+            nursery.cancel_scope.cancel()
+    finally:
+        close_d1(db)
+
+
+async def test_a_busy_d1_loop_still_reaches_the_scheduler(tmp_path: Path, mock_clock):
+    """With nothing else runnable, a loop of D1 calls still passes trio's scheduler every 16 calls."""
+    db = open_d1(tmp_path / "x.sqlite")
+    calls = 0
+    try:
+        with trio.move_on_after(5) as scope:
+            mock_clock.jump(10)  # the deadline has passed; the scheduler notices at its next pass
+            for _ in range(100):
+                await db.prepare("SELECT 1").all()
+                calls += 1
+        assert scope.cancelled_caught
+        assert calls < 16
+    finally:
+        close_d1(db)
