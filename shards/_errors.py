@@ -358,7 +358,8 @@ class D1ColumnNotFound(D1Error):
 class D1ExecError(D1Error):
     """``D1_EXEC_ERROR: Error in line <n>: <line>: <error>``, raised by ``exec()``.
 
-    ``line`` is the 1-based line number that failed; lines before it were applied.
+    ``line`` is the 1-based line number that failed. The lines run in one transaction,
+    so none of them was applied.
     """
 
     def __init__(self, message: str, *, detail: str, line: int) -> None:

@@ -1,8 +1,8 @@
 """The D1 binding as Worker code sees it: ``env.DB.prepare(sql).bind(...).all()`` and friends.
 
-These objects hold no connection and do no I/O: each awaited call builds a
-generator on the :class:`~runtime.d1._core.Engine` and hands it to the
-database's driver (trio inline, or asyncio over aiosqlite). Names and
+These objects hold no connection and do no I/O: each awaited call hands the
+statement (or a generator built on the :class:`~runtime.d1._core.Engine`) to
+the database's driver (trio inline, or asyncio over aiosqlite). Names and
 shapes are production's (``withSession``, ``getBookmark``,
 ``raw(columnNames=True)``), because the point is that code validated here
 deploys unchanged.
