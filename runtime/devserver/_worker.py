@@ -92,6 +92,19 @@ class _JsModule(types.ModuleType):
         )
 
 
+def _identity(value: Any) -> Any:
+    """``python_to_rpc`` / ``python_from_rpc``: values cross as Python values here already."""
+    return value
+
+
+def _not_emulated_function(name: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise NotEmulatedError(f"workers.{name}() is not emulated by shardsim")
+
+    refuse.__name__ = name
+    return refuse
+
+
 def _make_shims() -> dict[str, types.ModuleType]:
     workers = types.ModuleType("workers", "shardsim's stand-in for the Python Workers SDK.")
     js = _JsModule("js", "shardsim's stand-in for the Pyodide js module.")
@@ -106,6 +119,13 @@ def _make_shims() -> dict[str, types.ModuleType]:
     }
     workers.__dict__.update(common)
     workers.__all__ = sorted(common)  # type: ignore[attr-defined]
+    # Importable, so a module that imports them loads; using them fails clearly.
+    workers.__dict__.update(
+        python_to_rpc=_identity,
+        python_from_rpc=_identity,
+        fetch=_not_emulated_function("fetch"),
+        import_from_javascript=_not_emulated_function("import_from_javascript"),
+    )
     js.__dict__.update(
         {
             k: common[k]

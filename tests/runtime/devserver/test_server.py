@@ -187,3 +187,15 @@ async def test_on_fetch_module_style(tmp_path) -> None:
     with trio.fail_after(10):
         async with running(make_project(tmp_path, entry, toml, dev_vars=None)) as server:
             assert (await get(server, "/x")).body == b"GET v"
+
+
+async def test_state_persists_under_the_state_dir_across_restarts(project) -> None:
+    with trio.fail_after(10):
+        async with running(project, state_dir=".shardsim") as server:
+            rt = server.runtime
+            rt.clock.install()
+            await rt.run_in_object(rt.env.ECHO.getByName("kept"), lambda obj, ctx: ctx.storage.put("k", "v"))
+        assert (project / ".shardsim" / "do" / "ECHO").is_dir()
+        async with running(project, state_dir=".shardsim") as server, client(server) as c:
+            dump = (await c.request("GET", "/__shardsim/objects/ECHO/kept/storage")).json()
+            assert dump["kv"] == {"k": "v"}

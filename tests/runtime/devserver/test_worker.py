@@ -110,3 +110,20 @@ def test_not_emulated_stub_refuses_every_use() -> None:
     with pytest.raises(NotEmulatedError):
         stub.x = 1
     assert "not emulated" in repr(stub)
+
+
+def test_sdk_helpers_import_and_outbound_fetch_fails_clearly(tmp_path) -> None:
+    entry = """
+    from workers import fetch, python_from_rpc, python_to_rpc
+
+    async def on_fetch(request, env):
+        pass
+
+    ROUND_TRIP = python_from_rpc(python_to_rpc({"a": [1]}))
+    FETCH = fetch
+    """
+    worker = load(tmp_path, entry)
+    assert worker.module.ROUND_TRIP == {"a": [1]}
+    with pytest.raises(NotEmulatedError, match=r"^workers.fetch\(\) is not emulated by shardsim$"):
+        worker.module.FETCH("https://example.com")
+    worker.unload()
