@@ -172,6 +172,7 @@ class Runtime:
         self.clock: RuntimeClock = None  # type: ignore[assignment]  # set by open_runtime
         self._persistent = False
         self._events = 0
+        self._commits_without_yield = 0  # see Activation.commit_through
         self._commits = 0
         self._committed_writes = 0
         self._limits = {
