@@ -9,11 +9,7 @@ move, it falls back to the public call; a test checks both agree.
 from __future__ import annotations
 
 import trio
-
-try:
-    from trio._core._run import GLOBAL_RUN_CONTEXT as _RUN_CONTEXT
-except ImportError:  # pragma: no cover - a future trio
-    _RUN_CONTEXT = None
+from trio._core import _run as _trio_run
 
 __all__ = ["tasks_runnable"]
 
@@ -21,6 +17,6 @@ __all__ = ["tasks_runnable"]
 def tasks_runnable() -> int:
     """How many tasks are ready to run right now (the current one excluded)."""
     try:
-        return len(_RUN_CONTEXT.runner.runq)  # type: ignore[union-attr]
+        return len(_trio_run.GLOBAL_RUN_CONTEXT.runner.runq)
     except AttributeError:  # pragma: no cover - a future trio
         return trio.lowlevel.current_statistics().tasks_runnable
