@@ -1,4 +1,4 @@
-"""The ``shardsim`` command line: ``shardsim --version``, ``shardsim bench``, ``shardsim token``."""
+"""The ``shardsim`` command line: ``dev``, ``d1``, ``token``, ``bench``, ``--version``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from . import _dev
+from . import _d1, _dev
 
 __all__ = ["main"]
 
@@ -27,6 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"shardsim {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _dev.add_parser(sub)
+    _d1.add_parser(sub)
     bench = sub.add_parser("bench", help="run benchmarks (same as python -m bench)")
     bench.add_argument("suite", nargs="*", help="benchmark suites to run (default: all)")
     token = sub.add_parser("token", help="print a bearer token for the dev server's shard endpoint")
@@ -42,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "dev":
         return _dev.run_dev(args)
+    if args.command == "d1":
+        return _d1.run_d1(args)
     if args.command == "bench":
         from bench.__main__ import main as bench_main
 
