@@ -44,6 +44,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="accept Durable Object classes that no migration declares (as SQLite-backed)",
     )
+    dev.add_argument(
+        "--skip-d1-migrations",
+        action="store_true",
+        help="do not apply pending D1 migrations on start (shardsim d1 migrations apply does it by hand)",
+    )
     dev.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
@@ -69,6 +74,7 @@ def run_dev(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | N
             state_dir=None if args.in_memory else args.state_dir,
             watch=args.watch,
             require_migrations=not args.no_migrations,
+            d1_migrations=not args.skip_d1_migrations,
         )
     except ConfigError as exc:
         print(f"error: {exc}", file=err)

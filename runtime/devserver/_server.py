@@ -44,9 +44,12 @@ from runtime._config import RuntimeConfig
 from runtime._http import HttpError, Request, Response
 from runtime._runtime import Runtime, open_runtime
 from runtime.sockets import WebSocket
+from shards._errors import D1Error
 
 from ._admin import ADMIN_PREFIX, handle_admin
+from ._d1 import apply_pending_migrations
 from ._handoff import FrameCache, WebSocketOptions, run_websocket
+from ._shards import ShardEndpoint, is_shard_upgrade
 from ._worker import LoadedWorker, NotEmulated, load_worker
 from ._wrangler import WranglerConfig, load_config
 
@@ -149,6 +152,7 @@ class DevServer:
         state_dir: str | os.PathLike[str] | None = ".shardsim",
         watch: bool = False,
         require_migrations: bool = True,
+        d1_migrations: bool = True,
         runtime_config: dict[str, Any] | None = None,
         websocket: WebSocketOptions | None = None,
         max_request_body: int = 100 * 1024 * 1024,
@@ -188,7 +192,9 @@ class DevServer:
         #: Routes tried before the Worker for websocket upgrade requests: each
         #: returns a Response (usually a 101) or None to pass. This is where
         #: the shard endpoint (``?shard=``, DESIGN.md) plugs in.
-        self.upgrade_routes: list[UpgradeRoute] = []
+        self.upgrade_routes: list[UpgradeRoute] = [self._shard_route]
+        self._d1_migrations = d1_migrations
+        self._shard_endpoint: tuple[LoadedWorker, ShardEndpoint] | None = None
 
     # -- public ----------------------------------------------------------------------
 
@@ -371,6 +377,8 @@ class DevServer:
                 config=config,
                 seed=self._seed,
             ) as rt:
+                if self._d1_migrations:
+                    await self._apply_d1_migrations(rt)
                 self._rt = rt
                 self._rt_ready.set()
                 task_status.started()
@@ -379,6 +387,33 @@ class DevServer:
             self._rt = None
             self._rt_ready = trio.Event()
             done.set()
+
+    async def _apply_d1_migrations(self, rt: Runtime) -> None:
+        """Apply pending D1 migrations on start, as ``shardsim d1 migrations apply`` would."""
+        try:
+            applied = await apply_pending_migrations(self.config, rt.env)
+        except D1Error as exc:
+            # The server still starts: the developer sees the problem and can fix the file.
+            log.error("D1 migrations failed: %s", exc)
+            return
+        for database, names in applied.items():
+            for name in names:
+                log.info("D1 %s: applied migration %s", database, name)
+
+    async def _shard_route(self, request: Request, rt: Runtime) -> Response | None:
+        """``?shard=<id>&sid=<subscriber>`` upgrades go to the shard binding (DESIGN.md)."""
+        if not is_shard_upgrade(request):
+            return None
+        worker = self.worker
+        assert worker is not None
+        assert self._state_root is not None
+        cached = self._shard_endpoint
+        if cached is None or cached[0] is not worker:  # rebuilt after a reload
+            endpoint = ShardEndpoint(worker.objects, self.config.vars, self.config.root, self._state_root)
+            self._shard_endpoint = cached = (worker, endpoint)
+        if not cached[1].has_shards:
+            return None  # no ShardObject binding: the Worker decides
+        return await cached[1].handle(rt.env, request)
 
     async def _stop_runtime(self) -> None:
         if self._rt_stop is not None and self._rt_done is not None:

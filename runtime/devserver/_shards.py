@@ -62,6 +62,9 @@ class ShardEndpoint:
         resolver: TokenResolver | None = None,
     ) -> None:
         shard_bindings = sorted(b for b, cls in objects.items() if issubclass(cls, ShardObject))
+        #: Whether the project has any shard binding; without one, ``?shard=``
+        #: upgrades are the Worker's business.
+        self.has_shards = bool(shard_bindings)
         named = vars.get(SHARD_BINDING_VAR)
         self.binding: str | None
         self.problem: str | None = None
