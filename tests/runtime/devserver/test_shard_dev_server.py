@@ -90,13 +90,17 @@ async def test_a_subscriber_connects_with_a_bearer_subprotocol_and_gets_frames(p
                         total = snapshot["total"]
 
 
+async def drain(ws) -> None:
+    while True:
+        await ws.recv()
+
+
 async def test_a_connection_without_a_token_is_closed_with_1008(project: Path) -> None:
     with trio.fail_after(20):
         async with running(project) as server:
             url = f"ws://127.0.0.1:{server.port}/?shard=match-1&sid=mallory"
             async with connect(url) as ws:
                 with pytest.raises(ConnectionClosed) as info:
-                    while True:
-                        await ws.recv()
+                    await drain(ws)
                 assert info.value.rcvd is not None
                 assert info.value.rcvd.code == 1008
