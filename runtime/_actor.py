@@ -58,6 +58,7 @@ BCW_TIMEOUT_MESSAGE = (
 )
 OVERLOADED_MESSAGE = "Durable Object is overloaded. Too many requests queued."
 CONNECTION_LOST_MESSAGE = "Network connection lost."
+SHUTTING_DOWN_MESSAGE = "The Durable Objects runtime is shutting down."
 STORAGE_RESET_MESSAGE = (
     "Internal error in Durable Object storage caused object to be reset; reference = {ref}"
 )
@@ -552,6 +553,8 @@ class Actor:
         """Wait for this call's turn on its stub and for the input gate; activate if needed."""
         ticket = order.take() if order is not None else None
         try:
+            if self.runtime._closing:
+                raise reset_error(SHUTTING_DOWN_MESSAGE, retryable=True)
             if order is not None and ticket is not None:
                 await order.wait_turn(ticket)
             if self.queued >= self.runtime.config.max_queued_events:

@@ -108,7 +108,7 @@ class AlarmManager:
 
     def _fire(self, actor: Actor) -> None:
         actor.alarm_timer = None
-        if not actor.alarm_running:
+        if not actor.alarm_running and not self._rt._closing:
             self._rt._nursery.start_soon(self._run_safely, actor)
 
     async def _run_safely(self, actor: Actor) -> None:

@@ -171,6 +171,9 @@ class Runtime:
         self._pool.relieve_pressure = self._relieve_pool_pressure
         self.clock: RuntimeClock = None  # type: ignore[assignment]  # set by open_runtime
         self._persistent = False
+        #: Set when closing starts: from then on no event is delivered, so
+        #: nothing reactivates an object (and re-locks its file) mid-shutdown.
+        self._closing = False
         self._events = 0
         self._commits_without_yield = 0  # see Activation.commit_through
         self._commits = 0
@@ -413,6 +416,7 @@ class Runtime:
             self._alarms.load(binding, self._root / "do" / binding)
 
     async def _close(self) -> None:
+        self._closing = True
         self._flusher.flush_all()
         for actor in list(self._actors.values()):
             if actor.act is not None:

@@ -280,6 +280,9 @@ class WebSocket:
                 if owner is None:
                     self._dispatch_plain(kind, payload)
                     continue
+                if owner.runtime._closing:
+                    self._inbox.clear()  # the runtime is going away; so is this socket
+                    break
                 try:
                     await owner.runtime._sockets.deliver(owner, self, kind, payload)
                 except Exception:

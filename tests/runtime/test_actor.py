@@ -596,3 +596,17 @@ async def test_an_unawaited_block_concurrency_while_pins_the_object_until_it_end
         await trio.sleep(15)
         assert rt.state_of(stub) == "idle"  # not hibernated in the middle of the callback
         assert await stub.done() is True  # this call waited for the gate
+
+
+async def test_no_event_is_delivered_once_the_runtime_is_closing(autojump_clock) -> None:
+    """Closing must not reactivate objects (their files would stay locked)."""
+    async with open_runtime(objects={"COUNTER": Counter}, config=config()) as rt:
+        stub = rt.env.COUNTER.getByName("a")
+        await stub.increment(1)
+        rt._closing = True
+        with pytest.raises(
+            ObjectResetError, match=r"^The Durable Objects runtime is shutting down\.$"
+        ) as info:
+            await stub.increment(1)
+        assert info.value.retryable
+        rt._closing = False
