@@ -38,7 +38,6 @@ from shards._errors import DurableObjectError, ObjectResetError
 
 from ._lifecycle import Lifecycle, ObjectState, Transition
 from ._object import DurableObjectAbort, DurableObjectState, Pending
-from ._trio_compat import tasks_runnable
 from .storage import DurableObjectStorage, ObjectDatabase
 
 if TYPE_CHECKING:
@@ -189,19 +188,14 @@ class Activation:
         """
         if self.committed_seq >= seq:
             return
-        # Group commit: when other tasks are runnable, let them run first so
-        # their writes join this batch. When none is, there is nobody to
-        # share the commit with and yielding would only cost a scheduler round
-        # (a third of a small event here); still yield every 16th time, so a
-        # caller in a tight loop cannot starve tasks waiting on I/O.
-        rt = self.actor.runtime
-        if rt._commits_without_yield >= 16 or tasks_runnable():
-            rt._commits_without_yield = 0
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            if self.committed_seq >= seq:
-                return
-        else:
-            rt._commits_without_yield += 1
+        # Group commit: one scheduling step first, so every event runnable
+        # now adds its writes to this batch before it commits. (Skipping the
+        # step when nothing looks runnable was tried: trio takes the whole
+        # current batch off its run queue before running it, so concurrent
+        # callers are invisible and each committed alone.)
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        if self.committed_seq >= seq:
+            return
         if self.dead:
             raise self.error
         actor = self.actor

@@ -175,7 +175,6 @@ class Runtime:
         #: nothing reactivates an object (and re-locks its file) mid-shutdown.
         self._closing = False
         self._events = 0
-        self._commits_without_yield = 0  # see Activation.commit_through
         self._commits = 0
         self._committed_writes = 0
         self._limits = {

@@ -443,7 +443,8 @@ async def test_group_commit_many_concurrent_callers_share_commits(autojump_clock
         after = rt.statistics()
         assert await stub.read("n") == 64
         assert after.committed_writes - before.committed_writes == 64
-        assert after.commits - before.commits < 64
+        # 64 events that write at the same moment share a commit or two, not 64.
+        assert after.commits - before.commits <= 2
 
 
 async def test_state_dir_survives_reopen_and_list_ids(tmp_path, autojump_clock) -> None:
