@@ -31,9 +31,10 @@ import trio
 from runtime import Request, RuntimeConfig, open_runtime
 from runtime.shard_objects import HmacTokenResolver, ShardObject, handle_shard_upgrade, make_token
 from runtime.sockets import attach
-from shards import ShardConfig, SimState
+from shards import ShardConfig
 
 from ._report import report
+from .core import Trivial
 
 SUITE = "shards"
 SHARDS = int(os.environ.get("SHARDSIM_BENCH_SHARDS", "1000"))
@@ -46,20 +47,6 @@ STATE_PARENT = os.environ.get("SHARDSIM_BENCH_STATE_DIR") or (
 )
 RATE = 20
 SECRET = "bench-secret"
-
-
-class Trivial(SimState):
-    def __init__(self) -> None:
-        self.n = 0
-
-    def apply_input(self, subscriber_id: str, input: Any, now: float) -> None:
-        self.n += 1
-
-    def tick(self, dt: float) -> None:
-        self.n += 1
-
-    def snapshot(self) -> Any:
-        return {"n": self.n}
 
 
 # Lateness samples of the strategy being measured (reset per run).

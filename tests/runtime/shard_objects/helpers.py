@@ -10,6 +10,7 @@ from runtime.shard_objects import HmacTokenResolver, ShardObject, handle_shard_u
 from runtime.sockets import Peer, attach
 from shards import ShardConfig, SimState, decode_frame
 from tests.runtime.conftest import EPOCH_MS
+from tests.runtime.fakes import FakeTransport as BaseFakeTransport
 
 SECRET = "test-secret"
 RESOLVER = HmacTokenResolver(SECRET)
@@ -96,18 +97,8 @@ OBJECTS: dict[str, type[ShardObject]] = {
 }
 
 
-class FakeTransport:
-    """The remote peer of one connection: records what the server sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[str | bytes] = []
-        self.closed: tuple[int, str] | None = None
-
-    def send_nowait(self, message: str | bytes) -> None:
-        self.sent.append(message)
-
-    def close_nowait(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
+class FakeTransport(BaseFakeTransport):
+    """The remote peer of one connection, with decoding helpers for shard frames."""
 
     def frames(self, fmt: str = "json") -> list[tuple[int, Any]]:
         return [decode_frame(m, fmt) for m in self.sent if isinstance(m, bytes)]  # type: ignore[arg-type]

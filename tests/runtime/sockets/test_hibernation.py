@@ -17,22 +17,9 @@ from runtime import (
 )
 from runtime.sockets import CLOSED, WebSocket, attach
 from tests.runtime.conftest import config
+from tests.runtime.fakes import FakeTransport
 
 CONSTRUCTED: list[int] = []
-
-
-class FakeTransport:
-    """The remote peer: records what the object sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[str | bytes] = []
-        self.closed: tuple[int, str] | None = None
-
-    def send_nowait(self, message: str | bytes) -> None:
-        self.sent.append(message)
-
-    def close_nowait(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
 
 
 class Room(DurableObject):
