@@ -77,6 +77,7 @@ from shards._errors import (
     ProtocolError,
     ShardFailed,
     ShardFull,
+    ShardsError,
     ShardStopped,
     SnapshotError,
     SubscriberError,
@@ -119,6 +120,18 @@ STATE_KEY: Final = "shard/state"
 ID_KEY: Final = "shard/id"
 #: Attachment format version.
 _ATTACHMENT_VERSION: Final = 1
+
+
+#: What a refused input is called in the error frame, most specific first
+#: (InputQueueFull and InputTooLarge are InvalidInputs).
+_INPUT_ERROR_CODES: tuple[tuple[type[ShardsError], str], ...] = (
+    (Unauthorized, "unauthorized"),
+    (InputQueueFull, "queue_full"),
+    (InputTooLarge, "too_large"),
+    (InvalidInput, "invalid"),
+    (UnknownSubscriber, "not_subscribed"),
+    (ShardStopped, "stopped"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,23 +520,11 @@ class ShardObject(DurableObject):
             self._send_error(ws, "failed", "the shard has failed", seq)
             self._fail()
             return
-        except Unauthorized as exc:
-            self._send_error(ws, "unauthorized", str(exc), seq)
-            return
-        except InputQueueFull as exc:
-            self._send_error(ws, "queue_full", str(exc), seq)
-            return
-        except InputTooLarge as exc:
-            self._send_error(ws, "too_large", str(exc), seq)
-            return
-        except InvalidInput as exc:
-            self._send_error(ws, "invalid", str(exc), seq)
-            return
-        except UnknownSubscriber as exc:
-            self._send_error(ws, "not_subscribed", str(exc), seq)
-            return
-        except ShardStopped as exc:
-            self._send_error(ws, "stopped", str(exc), seq)
+        except ShardsError as exc:
+            code = next((c for cls, c in _INPUT_ERROR_CODES if isinstance(exc, cls)), None)
+            if code is None:
+                raise
+            self._send_error(ws, code, str(exc), seq)
             return
         self._inputs += 1
         self._ensure_ticking()

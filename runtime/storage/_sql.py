@@ -398,18 +398,8 @@ class SqlStorage:
         multi = len(pieces) > 1
         token = db.savepoint() if multi else None
         before = conn.total_changes
-        policy.reset()
         try:
-            try:
-                policy.enter(conn)
-                cur = self._run(conn, pieces, params)
-                rows = cur.fetchall()
-            except StorageError:  # already production's error (some are ValueErrors)
-                raise
-            except (sqlite3.Error, ValueError) as exc:
-                raise self._error(exc) from exc
-            finally:
-                policy.exit(conn)
+            cur, rows = self._run_user_sql(conn, pieces, params)
         except BaseException:
             if token is not None:
                 db.rollback_savepoint(token)
@@ -427,22 +417,29 @@ class SqlStorage:
         names = [d[0] for d in description] if description else []
         return SqlStorageCursor(self, names, rows, None, changed)
 
+    def _run_user_sql(
+        self, conn: sqlite3.Connection, pieces: tuple[str, ...], params: list[object]
+    ) -> tuple[sqlite3.Cursor, list[Any]]:
+        """Run user statements under the SQL policy; errors become production's."""
+        policy = self._db.policy
+        policy.reset()
+        try:
+            policy.enter(conn)
+            cur = self._run(conn, pieces, params)
+            return cur, cur.fetchall()
+        except StorageError:  # already production's error (some are ValueErrors)
+            raise
+        except (sqlite3.Error, ValueError) as exc:
+            raise self._error(exc) from exc
+        finally:
+            policy.exit(conn)
+
     def _exec_without_file(self, pieces: tuple[str, ...], params: list[object]) -> SqlStorageCursor:
         conn = self._db.scratch_connection()
         policy = self._db.policy
         try:
             conn.execute("BEGIN")
-            policy.reset()
-            try:
-                policy.enter(conn)
-                cur = self._run(conn, pieces, params)
-                rows = cur.fetchall()
-            except StorageError:  # already production's error (some are ValueErrors)
-                raise
-            except (sqlite3.Error, ValueError) as exc:
-                raise self._error(exc) from exc
-            finally:
-                policy.exit(conn)
+            cur, rows = self._run_user_sql(conn, pieces, params)
             wrote = policy.wrote or conn.total_changes > 0
             description = cur.description
         finally:
