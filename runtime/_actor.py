@@ -396,6 +396,7 @@ class Actor:
         "_gate_lot",
         "act",
         "activations",
+        "alarm_rearmed_ms",
         "alarm_retry",
         "alarm_running",
         "alarm_timer",
@@ -429,6 +430,7 @@ class Actor:
         self.alarm_running = False
         self.alarm_retry = 0
         self.alarm_touched = False
+        self.alarm_rearmed_ms: int | None = None  # what setAlarm/deleteAlarm left during a run
         self.sockets: Any = None  # runtime.sockets.ObjectSockets, made on first accept
 
     def __repr__(self) -> str:

@@ -82,7 +82,9 @@ class AlarmManager:
     def changed(self, actor: Actor, scheduled_ms: int | None) -> None:
         """Storage set or deleted the alarm in the open batch."""
         if actor.alarm_running:
-            actor.alarm_touched = True  # applied when the run ends (it replaces a retry)
+            # Applied when the run ends (it replaces a retry).
+            actor.alarm_touched = True
+            actor.alarm_rearmed_ms = scheduled_ms
             return
         actor.alarm_retry = 0
         self._schedule(actor, scheduled_ms)
@@ -190,7 +192,11 @@ class AlarmManager:
         if failure is None:
             actor.alarm_retry = 0
             if actor.alarm_touched:
-                self.resync(actor)
+                # The run's writes passed the output gate: what the handler
+                # set is durable, no need to read it back. (Were it undone by
+                # a rolled-back transaction, the timer would find no alarm
+                # stored when it fires, and do nothing.)
+                self._schedule(actor, actor.alarm_rearmed_ms)
             return True
         log.info("alarm of %r failed (attempt %d): %r", actor, retry + 1, failure)
         retry_allowed = not (ran and ran[0].dead and not ran[0].retry_alarm)
