@@ -392,7 +392,6 @@ class Actor:
     """Everything the runtime keeps about one object, live or asleep."""
 
     __slots__ = (
-        "__weakref__",
         "_gate_lot",
         "act",
         "activations",
@@ -632,10 +631,8 @@ class Actor:
             self.schedule_idle()  # events came meanwhile: not idle long enough yet
         elif act.pinned:
             self.evict()
-        elif self.runtime._may_hibernate(self):
-            self.hibernate()
         else:
-            self.schedule_idle()
+            self.hibernate()
 
     def _end_activation(self, error: BaseException, transition: Transition, *, lose_writes: bool) -> None:
         act = self.act

@@ -270,9 +270,6 @@ class Runtime:
                 except DurableObjectError as exc:
                     actor.reset(exc, lose_writes=True)
 
-    def _may_hibernate(self, actor: Actor) -> bool:
-        return True
-
     def _activation_ended(self, actor: Actor, transition: Transition) -> None:
         if transition is Transition.RESET:
             # A rollback may have undone a setAlarm/deleteAlarm: trust the database.
@@ -403,11 +400,6 @@ class Runtime:
     async def crash(self, stub: DurableObjectStub) -> None:
         """Power cut: uncommitted writes and the outputs held for them are lost."""
         self._actor_of(stub).reset(reset_error(CRASH_MESSAGE, retryable=True), lose_writes=True)
-        await trio.lowlevel.checkpoint()
-
-    async def flush(self) -> None:
-        """Commit every pending write batch now (as the flusher would at its next round)."""
-        self._flusher.flush_all()
         await trio.lowlevel.checkpoint()
 
     def _load_alarms(self) -> None:
