@@ -173,10 +173,14 @@ class Arena(ShardObject):
     """The Durable Object: one arena per shard id, ticking at 20 Hz on the runtime's timer."""
 
     sim = ArenaState
-    config = ShardConfig(tick_rate_hz=20, max_subscribers=MAX_PLAYERS, max_input_bytes=1024)
+    config = ShardConfig(
+        tick_rate_hz=20,
+        max_subscribers=MAX_PLAYERS,
+        max_input_bytes=1024,
+        # A record every second, and whenever the arena goes quiet (nobody connected).
+        persist_every_ticks=20,
+    )
     tick_strategy = "timer"
-    #: A record every second; also whenever the arena goes quiet (nobody connected).
-    persist_every_ticks = 20
 
 
 HELP = """\

@@ -117,9 +117,8 @@ class TicTacToe(ShardObject):
     """The Durable Object: one game per shard id, ticking once per move."""
 
     sim = TicTacToeState
-    config = ShardConfig(tick_rate_hz=0, max_subscribers=16, max_input_bytes=256)
-    #: Every move is stored before its frame goes out: a game survives anything.
-    persist_every_ticks = 1
+    # Every move is stored before its frame goes out: a game survives anything.
+    config = ShardConfig(tick_rate_hz=0, max_subscribers=16, max_input_bytes=256, persist_every_ticks=1)
 
 
 HELP = """\

@@ -1,0 +1,234 @@
+"""examples/auction: served in-process by the dev server, real websocket clients over loopback."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+import trio
+
+from shards import Shard, ShardAuth
+from tests.runtime.devserver.helpers import client, running
+
+from .helpers import (
+    EXAMPLES,
+    Subscriber,
+    describe,
+    example_module,
+    force,
+    stored_record,
+    subscribe,
+    wait_until,
+)
+
+AUCTION = EXAMPLES / "auction"
+
+
+def refusal(user: str, seq: int, sid: str | None = None) -> dict[str, Any]:
+    message = f"user {user!r} may not send this input as {sid or user!r}"
+    return {"error": {"code": "unauthorized", "message": message}, "client_seq": seq}
+
+
+async def accepted(sub: Subscriber, input: Any, seq: int) -> dict[str, Any]:
+    """Send an input and wait for its ack; the snapshot of the tick that applied it."""
+    await sub.send(input, client_seq=seq)
+    ack = await sub.text()
+    assert ack == {"ack": {"tick": sub.ticks[-1], "last_client_seq": seq}}  # after that tick's frame
+    snapshot: dict[str, Any] = sub.last[1]
+    return snapshot
+
+
+@pytest.mark.slow  # the lot runs for its 2 seconds
+async def test_bids_raise_the_price_and_the_lot_sells_when_its_deadline_passes() -> None:
+    with trio.fail_after(30):
+        async with (
+            running(AUCTION) as server,
+            subscribe(server, AUCTION, "lamp", "auctioneer", user="sam", admin=True) as sam,
+            subscribe(server, AUCTION, "lamp", "alice", via="subprotocol") as alice,
+            subscribe(server, AUCTION, "lamp", "bob") as bob,
+        ):
+            _, lot = await alice.frame()
+            assert lot == {
+                "item": "lamp",
+                "status": "waiting",
+                "price": 0,
+                "leader": None,
+                "bids": [],
+                "remaining": None,
+            }
+            lot = await accepted(sam, {"open": {"start": 10, "seconds": 2}}, 1)
+            assert (lot["status"], lot["price"]) == ("open", 10)
+            assert 1 < lot["remaining"] < 2  # the tick that opened it ran its dt
+
+            lot = await accepted(alice, {"bid": 12}, 1)
+            assert (lot["price"], lot["leader"]) == (12, "alice")
+            lot = await accepted(bob, {"bid": 15}, 1)
+            assert (lot["price"], lot["leader"]) == (15, "bob")
+            await alice.send({"bid": 14}, client_seq=2)  # not above the price
+            assert await alice.text() == refusal("alice", 2)
+            await alice.send({"bid": 15}, client_seq=3)  # equal is not above
+            assert await alice.text() == refusal("alice", 3)
+
+            # The deadline passes in shard time: the last frame shows the sale, then the shard closes.
+            for sub in (alice, bob, sam):
+                assert await sub.closed() == (1000, "shard finished")
+            final_tick, final = alice.last
+            assert (final["status"], final["price"], final["leader"], final["remaining"]) == (
+                "sold",
+                15,
+                "bob",
+                0,
+            )
+            assert [(b["bidder"], b["amount"]) for b in final["bids"]] == [("alice", 12), ("bob", 15)]
+            assert bob.last == sam.last == (final_tick, final)
+            statuses = [status for status, _ in itertools.groupby(s["status"] for s in alice.snapshots)]
+            assert statuses == ["waiting", "open", "sold"]
+            assert bob.errors == []
+
+            # A late viewer gets the final state, then the same close.
+            async with subscribe(server, AUCTION, "lamp", "carol") as carol:
+                assert await carol.frame() == (final_tick, final)
+                assert await carol.closed() == (1000, "shard finished")
+
+
+async def test_bids_that_are_low_early_or_malformed_are_refused_and_change_nothing() -> None:
+    with trio.fail_after(30):
+        async with (
+            running(AUCTION) as server,
+            subscribe(server, AUCTION, "vase", "auctioneer", user="sam", admin=True) as sam,
+            subscribe(server, AUCTION, "vase", "alice") as alice,
+            subscribe(server, AUCTION, "vase", "bob") as bob,
+        ):
+            await alice.frame()
+            await alice.send({"bid": 11}, client_seq=1)  # the lot is not open yet
+            assert await alice.text() == refusal("alice", 1)
+            await alice.send({"open": {"start": 0, "seconds": 5}}, client_seq=2)  # not an admin
+            assert await alice.text() == refusal("alice", 2)
+
+            lot = await accepted(sam, {"open": {"start": 10, "seconds": 60}}, 1)
+            assert (lot["status"], lot["price"]) == ("open", 10)
+            await sam.send({"open": {"start": 1, "seconds": 1}}, client_seq=2)  # opened already
+            assert await sam.text() == refusal("sam", 2, sid="auctioneer")
+
+            refused = [
+                {"bid": 10},  # not above the price
+                {"bid": 9},
+                {"bid": "12"},
+                {"bid": 12.5},
+                {"bid": True},
+                {"bid": 2_000_000_000},  # above MAX_PRICE
+                {"bid": 12, "proxy": 20},
+                {"offer": 12},
+                12,
+            ]
+            for seq, bad in enumerate(refused, start=3):
+                await alice.send(bad, client_seq=seq)
+                assert await alice.text() == refusal("alice", seq)
+            await alice.send_raw('{"input": {"bid": 12}, "client_seq": "13"}')
+            assert await alice.text() == {
+                "error": {
+                    "code": "malformed",
+                    "message": "client_seq must be an integer in [0, 9007199254740991], got '13'",
+                }
+            }
+            await alice.send_raw(b'{"input": {"bid": 12}')
+            assert (await alice.text())["error"]["code"] == "malformed"
+
+            lot = await accepted(alice, {"bid": 11}, 20)
+            assert (lot["price"], lot["leader"]) == (11, "alice")
+            assert [(b["bidder"], b["amount"]) for b in lot["bids"]] == [("alice", 11)]
+            _, seen = await bob.frame(lambda t, _s: t >= alice.ticks[-1])
+            assert (seen["price"], seen["leader"]) == (11, "alice")
+            assert bob.texts == []  # nothing refused reached anyone else
+
+
+async def test_every_tick_is_stored_so_hibernation_loses_nothing_and_a_pause_stops_the_clock() -> None:
+    with trio.fail_after(30):
+        async with running(AUCTION) as server, client(server) as admin:
+            async with (
+                subscribe(server, AUCTION, "clock", "auctioneer", user="sam", admin=True) as sam,
+                subscribe(server, AUCTION, "clock", "alice") as alice,
+                subscribe(server, AUCTION, "clock", "bob") as bob,
+            ):
+                await accepted(sam, {"open": {"start": 10, "seconds": 60}}, 1)
+                await accepted(alice, {"bid": 20}, 1)
+                seen = alice.ticks[-1]
+                # The record is written before the frames of its tick go out.
+                assert (await stored_record(admin, "LOTS", "clock")).tick >= seen
+
+                # Hibernation with everyone connected: the next alarm wakes the lot from its record.
+                hibernated = await force(admin, "LOTS", "clock", "hibernate")
+                assert (hibernated["state"], hibernated["websockets"]) == ("hibernated", 3)
+                await wait_until(admin, "LOTS", "clock", lambda o: o["activations"] == 2)
+                lot = await accepted(bob, {"bid": 25}, 1)  # applied by the new activation
+                assert [(b["bidder"], b["amount"]) for b in lot["bids"]] == [("alice", 20), ("bob", 25)]
+                assert (lot["price"], lot["leader"], lot["status"]) == (25, "bob", "open")
+                # Strictly increasing ticks across the hibernation (the helper checks each
+                # frame): the lot resumed after the last tick anyone saw, not before it.
+                _, lot = await alice.frame(lambda t, _s: t >= bob.ticks[-1])
+                assert (lot["price"], lot["leader"]) == (25, "bob")
+                last_seen = max(s.ticks[-1] for s in (sam, alice, bob))
+
+            # Everyone left: the next tick finds the lot quiet and stores it; no alarm is re-armed.
+            await wait_until(admin, "LOTS", "clock", lambda o: o["websockets"] == 0 and o["alarm"] is None)
+            record = await stored_record(admin, "LOTS", "clock")
+            assert record.tick >= last_seen
+            paused = record.sim_state["closes_at"] - record.sim_state["clock"]
+            assert (await force(admin, "LOTS", "clock", "evict"))["state"] == "inactive"
+
+            async with subscribe(server, AUCTION, "clock", "carol") as carol:
+                tick, lot = await carol.frame()
+                assert tick == record.tick + 1
+                assert (lot["price"], lot["leader"], lot["status"]) == (25, "bob", "open")
+                # Shard time stood still while nobody watched: the countdown resumes where it was.
+                assert paused - 0.5 < lot["remaining"] < paused
+                assert (await describe(admin, "LOTS", "clock"))["activations"] == 3
+
+
+async def test_plain_http_gets_the_help_page() -> None:
+    with trio.fail_after(10):
+        async with running(AUCTION) as server, client(server) as c:
+            reply = await c.request("GET", "/")
+            assert reply.status == 200
+            assert b"/?shard=<lot>&sid=<you>" in reply.body
+
+
+# --------------------------------------------------------------------------- the model alone
+
+
+@pytest.fixture
+def auction() -> Iterator[ModuleType]:
+    with example_module(AUCTION) as module:
+        yield module
+
+
+def test_bids_queued_for_the_same_tick_are_checked_again_when_applied(auction) -> None:
+    shard = Shard("lamp", auction.LotState.create("lamp"), auction.AuctionLot.config)
+    for sid in ("sam", "alice", "bob"):
+        shard.add_subscriber(sid)
+    shard.push_input_authorized(
+        "sam", ShardAuth(user_id="sam", admin=True), {"open": {"start": 10, "seconds": 1}}
+    )
+    shard.run_tick(0.0)
+    shard.push_input_authorized("alice", ShardAuth(user_id="alice"), {"bid": 30})
+    shard.push_input_authorized("bob", ShardAuth(user_id="bob"), {"bid": 20})  # above 10 when sent
+    shard.run_tick(0.1)
+    lot = shard.sim.snapshot()
+    assert (lot["price"], lot["leader"]) == (30, "alice")
+    assert [b["bidder"] for b in lot["bids"]] == ["alice"]
+
+
+def test_an_unsold_lot_finishes_at_its_deadline_and_the_record_says_so(auction) -> None:
+    shard = Shard("vase", auction.LotState.create("vase"), auction.AuctionLot.config)
+    shard.add_subscriber("sam")
+    shard.push_input_authorized(
+        "sam", ShardAuth(user_id="sam", admin=True), {"open": {"start": 10, "seconds": 1}}
+    )
+    # Opened at clock 0, closing at 1.0; the first tick's dt is one period (0.1), then 0.25 each.
+    results = [shard.run_tick(now) for now in (0.0, 0.25, 0.5, 0.75, 1.0)]
+    assert [r.finished for r in results] == [False, False, False, False, True]
+    assert all(r.persist is not None for r in results)  # a record on every tick
+    assert shard.sim.snapshot()["status"] == "unsold"
