@@ -160,7 +160,7 @@ async def test_after_hibernation_a_returning_player_continues_from_the_same_tick
                 assert view["you"] == where  # at rest
                 last_seen = alice.ticks[-1]
 
-            # Alone no more: the arena's next tick finds it quiet, persists and stops ticking
+            # Alice left: the arena's next tick finds it quiet, persists it and stops ticking
             # (the keep-alive alarm goes), so nothing keeps the object awake.
             await wait_until(admin, "ARENA", "pit", lambda o: o["websockets"] == 0 and o["alarm"] is None)
             assert (await force(admin, "ARENA", "pit", "hibernate"))["state"] == "hibernated"

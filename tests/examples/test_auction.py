@@ -10,8 +10,12 @@ from typing import Any
 import pytest
 import trio
 
-from shards import Shard, ShardAuth
+from runtime import open_runtime
+from runtime.shard_objects import STATE_KEY
+from shards import Shard, ShardAuth, decode_shard_state
+from tests.runtime.conftest import config as runtime_config
 from tests.runtime.devserver.helpers import client, running
+from tests.runtime.shard_objects.helpers import connect, token as shard_token
 
 from .helpers import (
     EXAMPLES,
@@ -145,7 +149,7 @@ async def test_bids_that_are_low_early_or_malformed_are_refused_and_change_nothi
             assert bob.texts == []  # nothing refused reached anyone else
 
 
-async def test_every_tick_is_stored_so_hibernation_loses_nothing_and_a_pause_stops_the_clock() -> None:
+async def test_every_tick_is_stored_so_hibernation_and_eviction_lose_nothing() -> None:
     with trio.fail_after(30):
         async with running(AUCTION) as server, client(server) as admin:
             async with (
@@ -174,18 +178,40 @@ async def test_every_tick_is_stored_so_hibernation_loses_nothing_and_a_pause_sto
 
             # Everyone left: the next tick finds the lot quiet and stores it; no alarm is re-armed.
             await wait_until(admin, "LOTS", "clock", lambda o: o["websockets"] == 0 and o["alarm"] is None)
+            assert (await force(admin, "LOTS", "clock", "evict"))["state"] == "inactive"
             record = await stored_record(admin, "LOTS", "clock")
             assert record.tick >= last_seen
-            paused = record.sim_state["closes_at"] - record.sim_state["clock"]
-            assert (await force(admin, "LOTS", "clock", "evict"))["state"] == "inactive"
+            left = record.sim_state["closes_at"] - record.sim_state["clock"]
 
             async with subscribe(server, AUCTION, "clock", "carol") as carol:
                 tick, lot = await carol.frame()
                 assert tick == record.tick + 1
                 assert (lot["price"], lot["leader"], lot["status"]) == (25, "bob", "open")
-                # Shard time stood still while nobody watched: the countdown resumes where it was.
-                assert paused - 0.5 < lot["remaining"] < paused
+                assert [(b["bidder"], b["amount"]) for b in lot["bids"]] == [("alice", 20), ("bob", 25)]
+                assert lot["remaining"] < left  # the countdown goes on from where it was
                 assert (await describe(admin, "LOTS", "clock"))["activations"] == 3
+
+
+async def test_the_countdown_stands_still_while_nobody_watches(auction, autojump_clock) -> None:
+    """Shard time skips the spell during which the lot was quiet (in-memory runtime, virtual time)."""
+    async with open_runtime(objects={"LOTS": auction.AuctionLot}, config=runtime_config()) as rt:
+        stub = rt.env.LOTS.getByName("lamp")
+        sam = await connect(rt, "LOTS", "lamp", "auctioneer", auth=shard_token("sam", admin=True))
+        await sam.send({"open": {"start": 10, "seconds": 60}})
+        await trio.sleep(1)
+        await sam.close()
+        await trio.sleep(1)  # the next tick finds the lot quiet and stores it
+        record = decode_shard_state(rt.dump_storage(stub)["kv"][STATE_KEY])
+        left = record.sim_state["closes_at"] - record.sim_state["clock"]
+        assert 58 < left < 59.5
+        await trio.sleep(3600)  # an hour with nobody connected
+        assert rt.state_of(stub) == "hibernated"
+        alice = await connect(rt, "LOTS", "lamp", "alice")
+        await trio.sleep(0.5)
+        tick, lot = alice.transport.frames()[0]
+        assert tick == record.tick + 1
+        # Resumed within a tick or two of where it stopped, not an hour later.
+        assert left - 0.201 <= lot["remaining"] < left
 
 
 async def test_plain_http_gets_the_help_page() -> None:
