@@ -37,7 +37,9 @@ from ._report import report
 from .core import Trivial
 
 SUITE = "shards"
-SHARDS = int(os.environ.get("SHARDSIM_BENCH_SHARDS", "1000"))
+SHARDS = int(os.environ.get("SHARDSIM_BENCH_SHARDS", "10000"))
+# Subscribers per shard: drawn from 1..MAX (one is what keeps a shard live).
+MAX_SUBSCRIBERS = int(os.environ.get("SHARDSIM_BENCH_MAX_SUBSCRIBERS", "1"))
 SECONDS = float(os.environ.get("SHARDSIM_BENCH_SECONDS", "3"))
 # Creating a SQLite file costs ~30 ms on some disks (1,000 shards: 30 s of
 # setup), so state goes to tmpfs when there is one; the ticks measured do no
@@ -58,9 +60,9 @@ class TimerBench(ShardObject):
     config = ShardConfig(tick_rate_hz=RATE, persist_every_ticks=0, max_subscribers=16)
     tick_strategy = "timer"
 
-    def _run_tick(self, due: float) -> None:
-        LATENESS.append(self._runtime.clock.now() - due)  # trio seconds
-        super()._run_tick(due)
+    def _run_tick(self, due: float, at: float | None = None) -> None:
+        LATENESS.append(self._runtime.clock.now() - due)  # trio seconds, read now: the honest lateness
+        super()._run_tick(due, at)
 
 
 class AlarmBench(ShardObject):
@@ -68,9 +70,9 @@ class AlarmBench(ShardObject):
     config = ShardConfig(tick_rate_hz=RATE, persist_every_ticks=0, max_subscribers=16)
     tick_strategy = "alarm"
 
-    def _run_tick(self, due: float) -> None:
+    def _run_tick(self, due: float, at: float | None = None) -> None:
         LATENESS.append((self._runtime.clock.now_ms() - due) / 1000.0)  # epoch ms
-        super()._run_tick(due)
+        super()._run_tick(due, at)
 
 
 class CountingTransport:
@@ -106,7 +108,7 @@ async def _measure(
     async with open_runtime(objects={binding: cls}, config=cfg, seed=7, state_dir=state) as rt:
         ns = getattr(rt.env, binding)
         setup = time.perf_counter()
-        counts = [rng.randint(1, 10) for _ in range(SHARDS)]
+        counts = [rng.randint(1, MAX_SUBSCRIBERS) for _ in range(SHARDS)]
         subscribers = sum(counts)
         keep: list[Any] = []
 

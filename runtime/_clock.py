@@ -37,6 +37,10 @@ class RuntimeClock:
         """Milliseconds since the Unix epoch on the runtime clock."""
         return self._epoch_ms + (trio.current_time() - self._start) * 1000.0
 
+    def epoch_seconds_at(self, trio_time: float) -> float:
+        """Seconds since the Unix epoch on the runtime clock at trio time ``trio_time``."""
+        return (self._epoch_ms + (trio_time - self._start) * 1000.0) / 1000.0
+
     def trio_time_for(self, epoch_ms: float) -> float:
         """The trio time at which the runtime clock reads ``epoch_ms``."""
         return self._start + (epoch_ms - self._epoch_ms) / 1000.0

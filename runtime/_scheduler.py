@@ -54,9 +54,6 @@ class TimerHandle:
         self._args = args
         self.cancelled = False
 
-    def __lt__(self, other: TimerHandle) -> bool:
-        return (self.deadline, self.seq) < (other.deadline, other.seq)
-
     def cancel(self) -> None:
         if not self.cancelled:
             self.cancelled = True
@@ -74,12 +71,17 @@ class Scheduler:
     """A heap of timers run by one task (:meth:`run`, started with ``nursery.start``)."""
 
     def __init__(self) -> None:
-        self._heap: list[TimerHandle] = []
+        # (deadline, seq, handle): tuples compare in C, a handle's __lt__ would
+        # be a Python call per comparison (a third of the cost of a shard tick).
+        self._heap: list[tuple[float, int, TimerHandle]] = []
         self._seq = 0
         self._dead = 0
         self._wakeup = trio.lowlevel.ParkingLot()
         self._sleep_scope: trio.CancelScope | None = None
         self.fired = 0
+        #: The time run_due was called with: callbacks read it instead of
+        #: asking trio (they run at that time, give or take their own work).
+        self.now = -math.inf
 
     def __len__(self) -> int:
         return len(self._heap) - self._dead
@@ -88,7 +90,7 @@ class Scheduler:
         """Run ``fn(*args)`` at trio time ``deadline``; returns a handle to cancel it."""
         self._seq += 1
         handle = TimerHandle(self, deadline, self._seq, fn, args)
-        heapq.heappush(self._heap, handle)
+        heapq.heappush(self._heap, (deadline, self._seq, handle))
         scope = self._sleep_scope
         if scope is not None and deadline < scope.deadline:
             scope.deadline = deadline
@@ -99,15 +101,17 @@ class Scheduler:
         return self.call_at(trio.current_time() + delay, fn, *args)
 
     def _compact(self) -> None:
-        self._heap = [h for h in self._heap if not h.cancelled]
+        self._heap = [entry for entry in self._heap if not entry[2].cancelled]
         heapq.heapify(self._heap)
         self._dead = 0
 
     def run_due(self, now: float) -> None:
         """Run every callback due at ``now`` (the run loop calls this; tests may too)."""
         heap = self._heap
-        while heap and heap[0].deadline <= now:
-            handle = heapq.heappop(heap)
+        self.now = now
+        pop = heapq.heappop
+        while heap and heap[0][0] <= now:
+            handle = pop(heap)[2]
             if handle.cancelled:
                 self._dead -= 1
                 continue
@@ -118,7 +122,7 @@ class Scheduler:
             try:
                 fn(*args)
             except Exception:
-                log.exception("timer callback %r failed", handle._fn)
+                log.exception("timer callback %r failed", fn)
         if self._dead > 64 and self._dead * 2 > len(heap):
             self._compact()
 
@@ -128,10 +132,10 @@ class Scheduler:
         while True:
             self.run_due(trio.current_time())
             heap = self._heap
-            while heap and heap[0].cancelled:
+            while heap and heap[0][2].cancelled:
                 heapq.heappop(heap)
                 self._dead -= 1
-            deadline = heap[0].deadline if heap else math.inf
+            deadline = heap[0][0] if heap else math.inf
             with trio.CancelScope(deadline=deadline) as scope:
                 self._sleep_scope = scope
                 await self._wakeup.park()

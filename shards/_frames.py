@@ -87,6 +87,22 @@ _TICK_MAX: Final = 2**64 - 1
 # Built once: json.dumps with non-default options builds a new encoder per call,
 # which costs more than encoding a small snapshot.
 _JSON: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+
+
+def _json_refuse(value: object) -> object:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+# JSONEncoder.encode still builds a C encoder per call (a third of the cost
+# of encoding a small snapshot); this one is built once. Without the
+# circular-reference markers a cycle is a RecursionError, which
+# encode_snapshot reports like any other refusal.
+_c_make_encoder: Any = getattr(json.encoder, "c_make_encoder", None)
+_JSON_ONE_SHOT: Any = (
+    _c_make_encoder(None, _json_refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+    if _c_make_encoder is not None
+    else None
+)
 # Likewise msgpack.packb builds a Packer per call (5x the cost of a small pack).
 # Packer.pack discards a half-written buffer when it raises, and the shard
 # model is single-threaded with no callbacks that could re-enter it.
@@ -194,7 +210,9 @@ def encode_snapshot(snapshot: object, fmt: SnapshotFormat) -> bytes:
     """
     if fmt == "json":
         try:
-            return _JSON.encode(snapshot).encode()
+            if _JSON_ONE_SHOT is not None:
+                return "".join(_JSON_ONE_SHOT(snapshot, 0)).encode()
+            return _JSON.encode(snapshot).encode()  # pragma: no cover - CPython has the C encoder
         except (ValueError, TypeError, RecursionError, UnicodeEncodeError) as exc:
             problem = _describe_json_problem(snapshot, "snapshot") or str(exc)
             raise SnapshotError(f"cannot encode the snapshot as JSON: {problem}") from exc

@@ -50,7 +50,16 @@ from ._errors import (
     Unauthorized,
     UnknownSubscriber,
 )
-from ._frames import FORMATS, SnapshotFormat, encode_snapshot, frame_header, is_format, make_delta
+from ._frames import (
+    _HEADER,
+    _TICK_MAX,
+    FORMATS,
+    SnapshotFormat,
+    encode_snapshot,
+    frame_header,
+    is_format,
+    make_delta,
+)
 from ._persistence import QueuedInput, ShardRecord, SubscriberRecord, encode_shard_state
 from ._replay import ReplayLog
 from ._simulation import ShardAuth, SimState
@@ -197,6 +206,9 @@ class ShardStatistics:
     replay_dropped: int
 
 
+_NO_COUNTS: Final = (0, 0, 0, 0, 0)
+
+
 class _Subscriber:
     __slots__ = ("client_seq", "delta", "format", "id", "sent", "sent_tick")
 
@@ -273,6 +285,9 @@ class Shard:
         self._id = shard_id
         self._sim = sim
         self._config = config
+        # Read on every tick (the config is frozen).
+        self._idle_limit = config.idle_ticks_before_shutdown
+        self._persist_every = config.persist_every_ticks
         # snapshot() is called once per tick and shared, unless the simulation
         # gives subscribers their own views.
         self._shared_snapshot = type(sim).snapshot_for is SimState.snapshot_for
@@ -729,36 +744,60 @@ class Shard:
                 the simulation finished in this tick there is no next tick:
                 check :attr:`finished` and call :meth:`persist_now`).
         """
-        self._check_running("run a tick")
-        if type(now) not in (int, float) or not math.isfinite(now):
+        tick, now, dt, applied, frames, acks, record, finished, idle_shutdown, quiet = self._advance(now)
+        return TickResult(
+            tick=tick,
+            now=now,
+            dt=dt,
+            inputs_applied=applied,
+            frames=frames,
+            acks=acks,
+            persist=record,
+            finished=finished,
+            idle_shutdown=idle_shutdown,
+            quiet=quiet,
+        )
+
+    def _advance(
+        self, now: float
+    ) -> tuple[int, float, float, int, dict[str, bytes], dict[str, int], bytes | None, bool, bool, bool]:
+        """:meth:`run_tick` returning a plain tuple, in :class:`TickResult`'s field order.
+
+        The host's hot path (``runtime.shard_objects`` calls it once per tick
+        per shard): building the frozen result costs as much as a trivial tick.
+        """
+        if self._failure is not None or self._finished or self._stopped:
+            self._check_running("run a tick")
+        kind = type(now)
+        if (kind is not float and kind is not int) or not math.isfinite(now):
             raise ValueError(f"now must be a finite number of seconds, got {now!r}")
         now = float(now)
-        if self._last_now is None:
+        last = self._last_now
+        if last is None:
             rate = self._config.tick_rate_hz
             dt = 1.0 / rate if rate else 0.0
         else:
-            if now < self._last_now:
-                raise ValueError(
-                    f"time went backwards: now={now} is before the previous tick's {self._last_now}"
-                )
-            dt = now - self._last_now
+            if now < last:
+                raise ValueError(f"time went backwards: now={now} is before the previous tick's {last}")
+            dt = now - last
 
         tick = self._tick + 1
         queue = self._queue
-        self._queue = deque()
         sim = self._sim
         acks: dict[str, int] = {}
         subs = self._subs
-        try:
-            for q in queue:
-                sim.apply_input(q.sid, decode(q.data), now)
-                if q.client_seq is not None:
-                    sub = subs.get(q.sid)
-                    if sub is not None:
-                        sub.client_seq = q.client_seq
-                        acks[q.sid] = q.client_seq
-        except Exception as exc:
-            self._fail("apply_input", exc)
+        if queue:
+            self._queue = deque()
+            try:
+                for q in queue:
+                    sim.apply_input(q.sid, decode(q.data), now)
+                    if q.client_seq is not None:
+                        sub = subs.get(q.sid)
+                        if sub is not None:
+                            sub.client_seq = q.client_seq
+                            acks[q.sid] = q.client_seq
+            except Exception as exc:
+                self._fail("apply_input", exc)
         try:
             sim.tick(dt)
         except Exception as exc:
@@ -769,33 +808,44 @@ class Shard:
             self._fail("is_finished", exc)
 
         # The tick has happened: commit it before anything that may raise SnapshotError.
+        applied = len(queue)
         self._tick = tick
         self._last_now = now
         self._ticks += 1
-        self._inputs_applied += len(queue)
+        self._inputs_applied += applied
         if self._replay is not None:
             self._replay.record(tick, now, dt, [(q.sid, q.data) for q in queue])
-        if not subs and not queue:
-            self._idle_ticks += 1
-        else:
+        if subs:
             self._idle_ticks = 0
-        limit = self._config.idle_ticks_before_shutdown
-        idle_shutdown = limit > 0 and self._idle_ticks >= limit
+            idle_shutdown = quiet = False
+        else:
+            if queue:
+                self._idle_ticks = 0
+            else:
+                self._idle_ticks += 1
+            limit = self._idle_limit
+            idle_shutdown = limit > 0 and self._idle_ticks >= limit
+            quiet = not self._queue
         if finished:
             self._finished = True
-        quiet = not subs and not self._queue
-        every = self._config.persist_every_ticks
+        every = self._persist_every
         if (every and tick % every == 0) or finished or idle_shutdown or quiet:
             self._persist_pending = True
 
-        frames, updates, counts = self._build_frames(tick)
+        if subs:
+            frames, updates, counts = self._build_frames(tick)
+        else:
+            frames, updates, counts = {}, [], _NO_COUNTS
 
-        # Commit the subscribers' frame state, keeping the old one in case the record fails.
-        previous = [(sub, sub.sent, sub.sent_tick) for sub, _ in updates]
-        for sub, sent in updates:
-            sub.sent = sent
-            sub.sent_tick = tick
         record: bytes | None = None
+        if updates:
+            # Commit the subscribers' frame state, keeping the old one in case the record fails.
+            previous = [(sub, sub.sent, sub.sent_tick) for sub, _ in updates]
+            for sub, sent in updates:
+                sub.sent = sent
+                sub.sent_tick = tick
+        else:
+            previous = []
         if self._persist_pending:
             try:
                 record = self._persist()
@@ -805,24 +855,14 @@ class Shard:
                     sub.sent_tick = sent_tick
                 raise
             self._persist_pending = False
-        built, deltas, encodings, encoded, total = counts
-        self._frames_built += built
-        self._delta_frames += deltas
-        self._encodings += encodings
-        self._bytes_encoded += encoded
-        self._frame_bytes += total
-        return TickResult(
-            tick=tick,
-            now=now,
-            dt=dt,
-            inputs_applied=len(queue),
-            frames=frames,
-            acks=acks,
-            persist=record,
-            finished=finished,
-            idle_shutdown=idle_shutdown,
-            quiet=quiet,
-        )
+        if counts is not _NO_COUNTS:
+            built, deltas, encodings, encoded, total = counts
+            self._frames_built += built
+            self._delta_frames += deltas
+            self._encodings += encodings
+            self._bytes_encoded += encoded
+            self._frame_bytes += total
+        return tick, now, dt, applied, frames, acks, record, finished, idle_shutdown, quiet
 
     def _build_frames(
         self, tick: int
@@ -835,17 +875,18 @@ class Shard:
         frames: dict[str, bytes] = {}
         updates: list[tuple[_Subscriber, Any]] = []
         if not self._subs:
-            return frames, updates, (0, 0, 0, 0, 0)
+            return frames, updates, _NO_COUNTS
         sim = self._sim
-        header = frame_header(tick)
+        header = _HEADER.pack(tick) if tick <= _TICK_MAX else frame_header(tick)
         shared: Any = None
         if self._shared_snapshot:
             try:
                 shared = sim.snapshot()
             except Exception as exc:
                 self._fail("snapshot", exc)
-            if not any(sub.delta for sub in self._subs.values()):
-                return self._build_shared_frames(tick, header, shared)
+            built = self._build_shared_frames(tick, header, shared)
+            if built is not None:
+                return built
         # Caches are keyed by object identity; `alive` holds every keyed object
         # so no id is reused while this tick's frames are built.
         alive: list[Any] = []
@@ -905,14 +946,17 @@ class Shard:
 
     def _build_shared_frames(
         self, tick: int, header: bytes, snapshot: Any
-    ) -> tuple[dict[str, bytes], list[tuple[_Subscriber, Any]], tuple[int, int, int, int, int]]:
+    ) -> tuple[dict[str, bytes], list[tuple[_Subscriber, Any]], tuple[int, int, int, int, int]] | None:
         """The common case: one snapshot, no delta subscriber: one encoding per format.
 
-        Same result as the general loop, without its per-subscriber cache lookups.
+        Same result as the general loop, without its per-subscriber cache
+        lookups; None when some subscriber is in delta mode (the general loop's case).
         """
         subs = self._subs
         by_format: dict[str, bytes] = {}
         for sub in subs.values():
+            if sub.delta:
+                return None
             fmt = sub.format
             if fmt not in by_format:
                 try:
@@ -921,7 +965,12 @@ class Shard:
                     raise SnapshotError(
                         f"shard {self._id!r} tick {tick}, subscriber {sub.id!r}: {exc}"
                     ) from exc
+        n = len(subs)
+        if len(by_format) == 1:
+            [frame] = by_format.values()
+            size = len(frame)
+            return dict.fromkeys(subs, frame), [], (n, 0, 1, size - len(header), size * n)
         frames = {sid: by_format[sub.format] for sid, sub in subs.items()}
         n_bytes = sum(len(f) for f in by_format.values())
-        n_total = n_bytes * len(frames) if len(by_format) == 1 else sum(len(f) for f in frames.values())
-        return frames, [], (len(frames), 0, len(by_format), n_bytes - len(header) * len(by_format), n_total)
+        n_total = sum(len(f) for f in frames.values())
+        return frames, [], (n, 0, len(by_format), n_bytes - len(header) * len(by_format), n_total)

@@ -613,26 +613,29 @@ class ShardObject(DurableObject):
                     act.actor.schedule_idle()
 
     def _on_timer(self, act: Activation) -> None:
-        """Scheduler callback (timer strategy and event-driven ticks)."""
+        """Scheduler callback (timer strategy and event-driven ticks): the hot path."""
         self._timer = None
         if act.dead or not self._ticking:
             return
         sched = self._runtime.scheduler
-        now = self._runtime.clock.now()
-        if act.actor.gate_closed():
+        now = sched.now  # the time the scheduler runs its due callbacks at
+        if act.gate_closers:
             # Someone holds the input gate (blockConcurrencyWhile, a transaction): try again shortly.
             self._timer = sched.call_at(now + 0.001, self._on_timer, act)
             return
         if self._strategy == "event":
             self._ticking = False
-            self._run_tick(now)
+            self._run_tick(now, now)
             return
         due = self._next_due
-        self._run_tick(due)
+        self._run_tick(due, now)
         if self._ticking:
             # Keep the cadence; after a stall longer than a period, skip the missed ticks.
-            self._next_due = max(due + self._period, now)
-            self._timer = sched.call_at(self._next_due, self._on_timer, act)
+            next_due = due + self._period
+            if next_due < now:
+                next_due = now
+            self._next_due = next_due
+            self._timer = sched.call_at(next_due, self._on_timer, act)
 
     async def alarm(self, alarm_info: Any = None) -> None:
         """Alarm strategy: one tick per alarm. Timer strategy: the keep-alive."""
@@ -658,15 +661,17 @@ class ShardObject(DurableObject):
             self._next_due = max(due + self._period * 1000, now_ms)
             storage.setAlarm(int(self._next_due))
 
-    def _run_tick(self, due: float) -> None:
+    def _run_tick(self, due: float, at: float | None = None) -> None:
         """Run one tick now; ``due`` is when it was scheduled (trio time, or epoch ms for alarms).
 
-        A hook for measurements: benchmarks override it to record lateness.
+        ``at`` is the trio time it runs at, when the caller knows it (the
+        scheduler's), else the clock is read. A hook for measurements:
+        benchmarks override it to record lateness.
         """
         shard = self._shard
-        now = self._shard_now()
+        now = self._shard_now() if at is None else self._runtime.clock.epoch_seconds_at(at) - self._offset
         try:
-            result = shard.run_tick(now)
+            _tick, _now, _dt, _applied, frames, acks, record, finished, _idle, quiet = shard._advance(now)
         except ShardFailed:
             self._fail()
             return
@@ -683,16 +688,22 @@ class ShardObject(DurableObject):
             return
         self._last_now = now
         self._ticks += 1
-        if result.persist is not None:
-            self._store(result.persist)
-        self._fan_out(result.frames, result.acks, result.tick)
-        if result.finished:
+        if record is not None:
+            self._store(record)
+        if frames:
+            self._fan_out(frames)
+        if acks:
+            self._send_acks(acks, _tick)
+        if finished:
             self._finish()
-        elif result.quiet:
+        elif quiet:
             self._stop_ticking()
 
-    def _fan_out(self, frames: Any, acks: Any, tick: int) -> None:
+    def _fan_out(self, frames: dict[str, bytes]) -> None:
         subs = self._subs
+        act = self._act
+        # The output gate, checked once: every socket here belongs to this object.
+        held = act.gate_seq > act.committed_seq
         sent = 0
         now: float | None = None
         for sid, frame in frames.items():
@@ -703,24 +714,31 @@ class ShardObject(DurableObject):
             if ws.readyState != OPEN:
                 continue
             buffered = conn.buffered
-            if buffered is _UNPROBED:
-                buffered = _probe(conn)
-            if buffered is not None and buffered is not _UNPROBED:
-                if now is None:
-                    now = self._runtime.clock.now()
-                decision = self._backpressure.decide(sid, buffered(), now)
-                if decision is Decision.SKIP:
-                    self._shard.mark_dropped(sid)
-                    self._frames_skipped += 1
-                    continue
-                if decision is Decision.DISCONNECT:
-                    self._slow += 1
-                    self._drop(sid, CLOSE_TOO_SLOW, "subscriber too slow")
-                    continue
+            if buffered is not None:
+                if buffered is _UNPROBED:
+                    buffered = _probe(conn)
+                if buffered is not None and buffered is not _UNPROBED:
+                    if now is None:
+                        now = self._runtime.clock.now()
+                    decision = self._backpressure.decide(sid, buffered(), now)
+                    if decision is Decision.SKIP:
+                        self._shard.mark_dropped(sid)
+                        self._frames_skipped += 1
+                        continue
+                    if decision is Decision.DISCONNECT:
+                        self._slow += 1
+                        self._drop(sid, CLOSE_TOO_SLOW, "subscriber too slow")
+                        continue
             # ws.send() minus its argument checks: the frame is bytes and the socket is open.
-            ws._output(("message", frame))
+            if held:
+                act.hold_output(ws, ("message", frame))
+            else:
+                ws._transmit_message(frame)
             sent += 1
         self._frames_sent += sent
+
+    def _send_acks(self, acks: dict[str, int], tick: int) -> None:
+        subs = self._subs
         for sid, seq in acks.items():
             conn = subs.get(sid)
             if conn is not None and conn.ws.readyState == OPEN:

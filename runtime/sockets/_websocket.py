@@ -221,6 +221,17 @@ class WebSocket:
                 return
         self._transmit(item)
 
+    def _transmit_message(self, payload: str | bytes) -> None:
+        """``_transmit(("message", payload))`` for a caller that checked the output gate itself."""
+        other = self._other
+        if other is None:
+            return
+        transport = other._transport
+        if transport is not None:
+            transport.send_nowait(payload)
+        else:
+            other._enqueue("message", payload)
+
     def _transmit(self, item: tuple[str, Any]) -> None:
         other = self._other
         if other is None:
