@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 from importlib.metadata import PackageNotFoundError, version
 
 from . import _d1, _dev
@@ -37,8 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument(
         "--secret-file",
         metavar="PATH",
-        help="read the secret from PATH (default: SHARDSIM_SECRET from the environment or .dev.vars, "
-        "else .shardsim/secret)",
+        help="read the secret from PATH (default: SHARDSIM_SECRET from .dev.vars, [vars] or the "
+        "environment, else .shardsim/secret)",
     )
     args = parser.parse_args(argv)
     if args.command == "dev":
@@ -55,20 +56,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _project_vars(path: str) -> dict[str, Any] | None:
+    """The vars the dev server would give the Worker here ([vars] and .dev.vars); None: no project.
+
+    Raises:
+        ConfigError: there is a Wrangler config, but the dev server could not load it either.
+    """
+    from runtime.devserver._wrangler import ConfigError, find_config, load_config
+
+    try:
+        config_path = find_config(path)
+    except ConfigError:
+        return None
+    return load_config(config_path, require_migrations=False).vars
+
+
 def _token(user: str, *, admin: bool, ttl: float | None, secret_file: str | None) -> int:
     import time
 
     from runtime.shard_objects import make_token
     from runtime.shard_objects._tokens import load_secret
 
+    from runtime.devserver._wrangler import ConfigError
+
     try:
-        secret = load_secret(".", secret_file=secret_file)
-    except (OSError, ValueError) as exc:
+        vars = None if secret_file is not None else _project_vars(".")
+        secret = load_secret(".", vars=vars, secret_file=secret_file)
+    except (OSError, ValueError, ConfigError) as exc:
         print(f"shardsim token: {exc}", file=sys.stderr)
         return 2
     if secret is None:
         print(
-            "shardsim token: no token secret: set SHARDSIM_SECRET (environment or .dev.vars), "
+            "shardsim token: no token secret: set SHARDSIM_SECRET (.dev.vars, [vars] or the environment), "
             "or run `shardsim dev` once to create .shardsim/secret",
             file=sys.stderr,
         )

@@ -6,9 +6,10 @@ goes to the Worker's ``fetch``, as DESIGN.md's wire protocol says.
 Which binding serves shards: the only binding whose class is a
 :class:`~runtime.shard_objects.ShardObject`, or, when there are several, the
 one named by the ``SHARDSIM_SHARD_BINDING`` var (``[vars]`` or ``.dev.vars``).
-The token secret: ``SHARDSIM_SECRET`` (environment or ``.dev.vars``), else a
-random one the dev server keeps in ``<state dir>/secret``, which
-``shardsim token`` reads.
+The token secret: ``SHARDSIM_SECRET`` from the project's vars (``.dev.vars``
+over ``[vars]``), else the environment, else a random one the dev server
+keeps in ``<state dir>/secret``; ``shardsim token`` looks in the same order
+(:func:`~runtime.shard_objects.load_secret`).
 """
 
 from __future__ import annotations
@@ -86,9 +87,7 @@ class ShardEndpoint:
                 f"name one with the {SHARD_BINDING_VAR} var"
             )
         if resolver is None:
-            secret = (
-                vars.get("SHARDSIM_SECRET") or load_secret(project_dir) or ensure_secret_file(Path(state_dir))
-            )
+            secret = load_secret(project_dir, vars=vars) or ensure_secret_file(Path(state_dir))
             resolver = HmacTokenResolver(str(secret))
         self.resolver = resolver
 

@@ -340,8 +340,10 @@ class ShardObject(DurableObject):
         elif self._strategy == "event":
             self._offset = min(0.0, wall - last_now)
         else:
-            # Continue from the last tick as if no time had passed while asleep.
+            # Continue from the last tick as if no time had passed while asleep
+            # (the first tick resynchronises, see _begin_clock).
             self._offset = wall - last_now - self._period
+        self._resync = last_now is not None and self._strategy != "event"
         self._reconcile()
         self._ensure_ticking()
 
@@ -592,9 +594,14 @@ class ShardObject(DurableObject):
             storage.setAlarm(int(self._next_due))
 
     def _begin_clock(self) -> None:
-        """Ticking (re)starts: cut the quiet spell out of shard time (see the module docstring)."""
+        """Ticking (re)starts: the first tick cuts the quiet spell out of shard time.
+
+        Whenever that first tick runs (at once when an alarm woke us, a period
+        later with a timer), its shard time is the last tick's plus one period
+        (see the module docstring).
+        """
         if self._last_now is not None:
-            self._offset = max(self._offset, self._wall() - self._last_now - self._period)
+            self._resync = True
 
     def _stop_ticking(self) -> None:
         if not self._ticking:
@@ -669,7 +676,14 @@ class ShardObject(DurableObject):
         benchmarks override it to record lateness.
         """
         shard = self._shard
-        now = self._shard_now() if at is None else self._runtime.clock.epoch_seconds_at(at) - self._offset
+        wall = self._wall() if at is None else self._runtime.clock.epoch_seconds_at(at)
+        if self._resync:
+            self._resync = False
+            last = self._last_now
+            if last is not None:
+                # Never add time: only cut out the spell since the last tick.
+                self._offset = max(self._offset, wall - last - self._period)
+        now = wall - self._offset
         try:
             _tick, _now, _dt, _applied, frames, acks, record, finished, _idle, quiet = shard._advance(now)
         except ShardFailed:

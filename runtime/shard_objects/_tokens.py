@@ -33,7 +33,7 @@ import re
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from shards._errors import InvalidToken, TokenExpired
 from shards._simulation import ShardAuth
@@ -235,14 +235,20 @@ def read_dev_vars(path: str | os.PathLike[str]) -> dict[str, str]:
 def load_secret(
     project_dir: str | os.PathLike[str] = ".",
     *,
+    vars: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     secret_file: str | os.PathLike[str] | None = None,
 ) -> str | None:
     """Find the token secret the dev server of ``project_dir`` uses.
 
-    Order: ``secret_file`` when given (it must exist), ``SHARDSIM_SECRET`` in
-    ``environ`` (default ``os.environ``), in ``project_dir/.dev.vars``, then
-    the file ``project_dir/.shardsim/secret``.
+    One order for the dev server and ``shardsim token``, so tokens always
+    verify: ``secret_file`` when given (it must exist); else ``SHARDSIM_SECRET``
+    as the Worker sees it (``vars``: the project's ``[vars]`` with
+    ``.dev.vars`` over them; when None, ``project_dir/.dev.vars`` alone), then
+    in ``environ`` (default ``os.environ``), then the file
+    ``project_dir/.shardsim/secret``. The project's own setting comes before
+    the shell's, as with wrangler, which never passes the shell's variables
+    to a Worker.
 
     Returns:
         The secret, or None when there is none yet.
@@ -251,19 +257,22 @@ def load_secret(
         FileNotFoundError: ``secret_file`` was given and does not exist.
         ValueError: a secret that was found is empty.
     """
-    found: str | None
+    found: Any
     if secret_file is not None:
         found = Path(secret_file).read_text(encoding="utf-8").strip()
     else:
-        env = os.environ if environ is None else environ
-        found = env.get(SECRET_ENV)
+        if vars is None:
+            vars = read_dev_vars(Path(project_dir) / ".dev.vars")
+        found = vars.get(SECRET_ENV)
         if found is None:
-            found = read_dev_vars(Path(project_dir) / ".dev.vars").get(SECRET_ENV)
+            found = (os.environ if environ is None else environ).get(SECRET_ENV)
         if found is None:
             try:
                 found = (Path(project_dir) / SECRET_FILE).read_text(encoding="utf-8").strip()
             except FileNotFoundError:
                 return None
+    if not isinstance(found, str):
+        raise ValueError(f"the token secret {SECRET_ENV} must be a string, got {type(found).__name__}")
     if not found:
         raise ValueError("the token secret is empty")
     return found

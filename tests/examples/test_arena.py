@@ -234,12 +234,6 @@ def test_a_record_restores_the_arena_and_its_index(arena) -> None:
     assert restored.sim.snapshot_for("grace") == shard.sim.snapshot_for("grace")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime/shard_objects/_object.py: the first tick after a quiet spell (or a wake) gets dt = two "
-    "periods, while the module docstring promises one: _begin_clock (and the constructor) set the offset "
-    "so that *now* is one period after the last tick, and the first tick is scheduled a period later still",
-)
 async def test_the_arena_clock_resumes_one_period_after_the_quiet_tick(arena, autojump_clock) -> None:
     """Shard time cuts the quiet spell out: the first tick after it advances the clock by 1/20 s."""
     async with open_runtime(objects={"ARENA": arena.Arena}, config=runtime_config()) as rt:

@@ -8,8 +8,8 @@ import pytest
 import trio
 
 from runtime import open_runtime
-from runtime.shard_objects import STATE_KEY
-from shards import decode_shard_state
+from runtime.shard_objects import STATE_KEY, ShardObject
+from shards import ShardConfig, SimState, decode_shard_state
 from tests.runtime.conftest import config
 
 from .helpers import OBJECTS, connect
@@ -179,3 +179,44 @@ async def test_an_evicted_timer_shard_is_woken_by_its_keepalive_and_resumes(auto
         assert ticks[count:] == list(range(11, 11 + len(ticks) - count))
         assert rt.state_of(stub) == "idle"
         assert alice.transport.closed is None
+
+
+class Clocked(SimState):
+    """Records the dt of every tick."""
+
+    def __init__(self) -> None:
+        self.dts: list[float] = []
+
+    def tick(self, dt: float) -> None:
+        self.dts.append(dt)
+
+    def snapshot(self) -> Any:
+        return {"dts": self.dts}
+
+
+class ClockedAlarm(ShardObject):
+    sim = Clocked
+    config = ShardConfig(tick_rate_hz=20)
+
+
+class ClockedTimer(ClockedAlarm):
+    tick_strategy = "timer"
+
+
+@pytest.mark.parametrize("cls", [ClockedAlarm, ClockedTimer])
+async def test_the_first_tick_after_a_quiet_spell_and_a_wake_is_one_period_later(autojump_clock, cls) -> None:
+    async with open_runtime(objects={"CLOCKED": cls}, config=config()) as rt:
+        alice = await connect(rt, "CLOCKED", "arena", "alice")
+        await trio.sleep(0.22)
+        await alice.close()
+        await trio.sleep(60)  # quiet, then hibernated
+        assert rt.state_of(rt.env.CLOCKED.getByName("arena")) == "hibernated"
+        bob = await connect(rt, "CLOCKED", "arena", "bob")
+        await trio.sleep(0.22)
+        await bob.close()
+        await trio.sleep(0.3)  # a pause without hibernating
+        carol = await connect(rt, "CLOCKED", "arena", "carol")
+        await trio.sleep(0.22)
+        dts = carol.transport.frames()[-1][1]["dts"]
+        assert len(dts) >= 12
+        assert dts == pytest.approx([0.05] * len(dts), abs=1e-3), dts

@@ -114,14 +114,19 @@ def test_secret_sources_in_order(tmp_path) -> None:
     (tmp_path / ".dev.vars").write_text('# local\nOTHER=1\nexport SHARDSIM_SECRET="from-dev-vars"\n')
     assert read_dev_vars(tmp_path / ".dev.vars") == {"OTHER": "1", "SHARDSIM_SECRET": "from-dev-vars"}
     assert load_secret(tmp_path, environ={}) == "from-dev-vars"
-    assert load_secret(tmp_path, environ={"SHARDSIM_SECRET": "from-env"}) == "from-env"
+    # The project's setting beats the shell's, as the dev server sees it.
+    assert load_secret(tmp_path, environ={"SHARDSIM_SECRET": "from-env"}) == "from-dev-vars"
+    assert load_secret(tmp_path, vars={}, environ={"SHARDSIM_SECRET": "from-env"}) == "from-env"
+    assert load_secret(tmp_path, vars={"SHARDSIM_SECRET": "from-vars"}, environ={}) == "from-vars"
     (tmp_path / "explicit").write_text("explicit\n")
     assert (
         load_secret(tmp_path, environ={"SHARDSIM_SECRET": "e"}, secret_file=tmp_path / "explicit")
         == "explicit"
     )
     with pytest.raises(ValueError, match="empty"):
-        load_secret(tmp_path, environ={"SHARDSIM_SECRET": ""})
+        load_secret(tmp_path, vars={}, environ={"SHARDSIM_SECRET": ""})
+    with pytest.raises(ValueError, match="must be a string"):
+        load_secret(tmp_path, vars={"SHARDSIM_SECRET": 7})
 
 
 def test_cli_token(tmp_path, monkeypatch, capsys) -> None:
@@ -140,6 +145,25 @@ def test_cli_token(tmp_path, monkeypatch, capsys) -> None:
     assert verify_token("file-secret", capsys.readouterr().out.strip(), now_ms=0).user_id == "bob"
     assert main(["token", "bob", "--secret-file", str(tmp_path / "missing")]) == 2
     assert main(["token", "bob", "--ttl", "-5"]) == 2
+
+
+def test_cli_token_uses_the_secret_the_dev_server_uses(tmp_path, monkeypatch, capsys) -> None:
+    """[vars] in the Wrangler config and .dev.vars come before the shell's variable, for both."""
+    from runtime.devserver._shards import ShardEndpoint
+
+    (tmp_path / "wrangler.toml").write_text(
+        'name = "x"\nmain = "worker.py"\n\n[vars]\nSHARDSIM_SECRET = "from-config"\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SHARDSIM_SECRET", "from-shell")
+    assert main(["token", "alice"]) == 2  # a config the dev server could not load either
+    assert "worker.py" in capsys.readouterr().err
+    (tmp_path / "worker.py").write_text("")
+    assert main(["token", "alice"]) == 0
+    tok = capsys.readouterr().out.strip()
+    assert verify_token("from-config", tok, now_ms=verify_claims_now(tok)).user_id == "alice"
+    endpoint = ShardEndpoint({}, {"SHARDSIM_SECRET": "from-config"}, tmp_path, state_dir=None)
+    assert endpoint.resolver._key == HmacTokenResolver("from-config")._key  # type: ignore[attr-defined]
 
 
 def verify_claims_now(token: str) -> int:
