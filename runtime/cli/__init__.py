@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import Any
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from . import _d1, _dev
 
@@ -74,14 +74,13 @@ def _project_vars(path: str) -> dict[str, Any] | None:
 def _token(user: str, *, admin: bool, ttl: float | None, secret_file: str | None) -> int:
     import time
 
+    from runtime.devserver._wrangler import ConfigError
     from runtime.shard_objects import make_token
     from runtime.shard_objects._tokens import load_secret
 
-    from runtime.devserver._wrangler import ConfigError
-
     try:
-        vars = None if secret_file is not None else _project_vars(".")
-        secret = load_secret(".", vars=vars, secret_file=secret_file)
+        project_vars = None if secret_file is not None else _project_vars(".")
+        secret = load_secret(".", vars=project_vars, secret_file=secret_file)
     except (OSError, ValueError, ConfigError) as exc:
         print(f"shardsim token: {exc}", file=sys.stderr)
         return 2

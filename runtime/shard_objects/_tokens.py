@@ -261,9 +261,8 @@ def load_secret(
     if secret_file is not None:
         found = Path(secret_file).read_text(encoding="utf-8").strip()
     else:
-        if vars is None:
-            vars = read_dev_vars(Path(project_dir) / ".dev.vars")
-        found = vars.get(SECRET_ENV)
+        seen = read_dev_vars(Path(project_dir) / ".dev.vars") if vars is None else vars
+        found = seen.get(SECRET_ENV)
         if found is None:
             found = (os.environ if environ is None else environ).get(SECRET_ENV)
         if found is None:
