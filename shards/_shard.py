@@ -507,14 +507,21 @@ class Shard:
         The hook runs last, after every other check passed.
 
         Raises:
-            Unauthorized: the hook returned a false value.
-            ShardFailed: the hook raised (the shard is now failed), or had before.
+            Unauthorized: the hook returned a false value, or raised
+                Unauthorized itself (its message is kept).
+            ShardFailed: the hook raised anything else (the shard is now
+                failed), or had before.
             ShardStopped, DuplicateSubscriber, ShardFull, SubscriberError:
                 as :meth:`add_subscriber`.
         """
         fmt = self._check_new_subscriber(subscriber_id, format, delta)
         try:
             allowed = self._sim.authorize_subscribe(subscriber_id, auth)
+        except Unauthorized as exc:
+            # A refusal with the simulation's own reason, not a failure.
+            if exc.subscriber_id is None:
+                exc.subscriber_id = subscriber_id
+            raise
         except Exception as exc:
             self._fail("authorize_subscribe", exc)
         if not allowed:
@@ -634,14 +641,20 @@ class Shard:
         of the input.
 
         Raises:
-            Unauthorized: the hook returned a false value.
-            ShardFailed: the hook raised (the shard is now failed), or had before.
-            ShardStopped, UnknownSubscriber, InvalidInput, InputQueueFull,
+            Unauthorized: the hook returned a false value, or raised
+                Unauthorized itself (its message is kept).
+            InvalidInput: the hook raised it (its message is kept), or as
+                :meth:`push_input`.
+            ShardFailed: the hook raised anything else (the shard is now
+                failed), or had before.
+            ShardStopped, UnknownSubscriber, InputQueueFull,
                 InputTooLarge: as :meth:`push_input`.
         """
         data = self._check_input(subscriber_id, input, client_seq)
         try:
             allowed = self._sim.authorize_input(subscriber_id, auth, decode(data))
+        except (InvalidInput, Unauthorized):
+            raise  # a refusal with the simulation's own reason, not a failure
         except Exception as exc:
             self._fail("authorize_input", exc)
         if not allowed:

@@ -72,11 +72,19 @@ class SimState:
         """Return whether ``auth`` may subscribe as ``subscriber_id``.
 
         The default allows a user to subscribe only as themselves, unless admin.
+        To refuse with a reason the subscriber sees, raise
+        :class:`~shards.Unauthorized` with it; any other exception fails the shard.
         """
         return auth.admin or subscriber_id == auth.user_id
 
     def authorize_input(self, subscriber_id: str, auth: ShardAuth, input: Any) -> bool:
-        """Return whether ``auth`` may send ``input`` as ``subscriber_id``. Default: allow."""
+        """Return whether ``auth`` may send ``input`` as ``subscriber_id``. Default: allow.
+
+        To refuse with a reason the sender sees (an error frame), raise
+        :class:`~shards.InvalidInput` (the input is malformed: code
+        ``invalid``) or :class:`~shards.Unauthorized` (not allowed: code
+        ``unauthorized``) with it; any other exception fails the shard.
+        """
         del subscriber_id, auth, input
         return True
 

@@ -11,7 +11,7 @@ import trio
 
 from runtime import Request, open_runtime
 from runtime.shard_objects import BackpressurePolicy, ShardObject, handle_shard_upgrade
-from shards import ShardConfig, apply_delta, decode_frame
+from shards import InvalidInput, ShardAuth, ShardConfig, SimState, Unauthorized, apply_delta, decode_frame
 from tests.runtime.conftest import config
 
 from .helpers import OBJECTS, RESOLVER, Counter, FakeTransport, SlowTransport, connect, token
@@ -368,3 +368,59 @@ async def test_token_resolution_is_pluggable(autojump_clock) -> None:
         await trio.sleep(0.12)
         assert ok.closed is None
         assert ok.ticks()[:2] == [1, 2]
+
+
+class Picky(SimState):
+    """Refuses with its own reasons, by raising."""
+
+    def __init__(self) -> None:
+        self.total = 0
+
+    def apply_input(self, subscriber_id: str, input: Any, now: float) -> None:
+        self.total += input
+
+    def tick(self, dt: float) -> None:
+        pass
+
+    def snapshot(self) -> Any:
+        return {"total": self.total}
+
+    def authorize_subscribe(self, subscriber_id: str, auth: ShardAuth) -> bool:
+        if subscriber_id == "mallory":
+            raise Unauthorized("this match is invite-only")
+        return True
+
+    def authorize_input(self, subscriber_id: str, auth: ShardAuth, input: Any) -> bool:
+        if type(input) is not int:
+            raise InvalidInput("an input is a whole number of points")
+        if input == 0:
+            raise Unauthorized("zero is reserved for the referee")
+        return True
+
+
+class PickyShard(ShardObject):
+    sim = Picky
+    config = ShardConfig(tick_rate_hz=20)
+
+
+async def test_hooks_refuse_with_their_own_reasons_and_the_shard_carries_on(autojump_clock) -> None:
+    async with open_runtime(objects={"PICKY": PickyShard}, config=config()) as rt:
+        mallory = await connect(rt, "PICKY", "arena", "mallory")
+        assert mallory.transport.closed is not None
+        assert mallory.transport.closed[0] == 1008
+        assert "this match is invite-only" in mallory.transport.closed[1]
+        alice = await connect(rt, "PICKY", "arena", "alice")
+        bob = await connect(rt, "PICKY", "arena", "bob")
+        await alice.send("five", client_seq=1)
+        await alice.send(0, client_seq=2)
+        await alice.send(5, client_seq=3)
+        await trio.sleep(0.2)
+        errors = [m for m in alice.transport.texts() if "error" in m]
+        assert [(e["client_seq"], e["error"]["code"], e["error"]["message"]) for e in errors] == [
+            (1, "invalid", "an input is a whole number of points"),
+            (2, "unauthorized", "zero is reserved for the referee"),
+        ]
+        assert alice.transport.frames()[-1][1] == {"total": 5}
+        assert bob.transport.texts() == []
+        s = await stats(rt, "PICKY", "arena")
+        assert (s.failed, s.inputs_accepted, s.subscribers) == (False, 1, 2)
