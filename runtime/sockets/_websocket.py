@@ -297,6 +297,11 @@ class WebSocket:
                 try:
                     await owner.runtime._sockets.deliver(owner, self, kind, payload)
                 except Exception:
+                    if owner.runtime._closing:
+                        # The runtime closed under this event (its object was reset
+                        # on the way out): not the handler's fault, nothing to report.
+                        self._inbox.clear()
+                        break
                     # The handler raised: production logs it; the socket stays open.
                     log.exception("websocket event handler of %r failed", owner)
         finally:

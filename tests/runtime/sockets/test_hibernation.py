@@ -217,3 +217,17 @@ async def test_in_memory_pair_between_test_code_and_an_object(autojump_clock) ->
         # the runtime answered the close (compat >= 2026-04-07)
         assert client.readyState == CLOSED
         assert rt.object_statistics(rt.env.ROOM.getByName("lobby")).websockets == 0
+
+
+class Slow(Room):
+    async def webSocketMessage(self, ws, message) -> None:
+        await trio.sleep(3600)
+
+
+async def test_closing_the_runtime_under_a_socket_event_logs_no_handler_error(autojump_clock, caplog) -> None:
+    async with open_runtime(objects={"ROOM": Slow}, config=config()) as rt:
+        alice, _ = await connect(rt, "alice")
+        await alice.message("anything")
+        await settle()  # the handler is asleep inside the event when the runtime closes
+    await settle()
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
