@@ -41,6 +41,11 @@ def token(example: Path, user: str, *, admin: bool = False) -> str:
     return make_token(secret, user, admin=admin, now_ms=time.time() * 1000)
 
 
+def refusal(seq: int, code: str, message: str) -> dict[str, Any]:
+    """The error text frame a refused input with ``client_seq`` ``seq`` gets."""
+    return {"error": {"code": code, "message": message}, "client_seq": seq}
+
+
 @contextmanager
 def example_module(example: Path) -> Iterator[ModuleType]:
     """The example's Worker module, loaded as the dev server loads it (for pure-model tests)."""

@@ -18,12 +18,21 @@ import trio
 
 from runtime import open_runtime
 from runtime.shard_objects import STATE_KEY
-from shards import Shard, ShardAuth, decode_shard_state, restore_or_init
+from shards import InvalidInput, Shard, ShardAuth, Unauthorized, decode_shard_state, restore_or_init
 from tests.runtime.conftest import config as runtime_config
 from tests.runtime.devserver.helpers import client, running
 from tests.runtime.shard_objects.helpers import connect
 
-from .helpers import EXAMPLES, describe, example_module, force, stored_record, subscribe, wait_until
+from .helpers import (
+    EXAMPLES,
+    describe,
+    example_module,
+    force,
+    refusal,
+    stored_record,
+    subscribe,
+    wait_until,
+)
 
 ARENA = EXAMPLES / "arena"
 
@@ -90,7 +99,6 @@ async def test_each_player_sees_only_the_avatars_within_the_view_radius() -> Non
 
 
 async def test_bad_inputs_get_error_frames_and_change_nothing() -> None:
-    unauthorized = "user 'alice' may not send this input as 'alice'"
     with trio.fail_after(30):
         async with (
             running(ARENA) as server,
@@ -114,21 +122,21 @@ async def test_bad_inputs_get_error_frames_and_change_nothing() -> None:
                     "message": "unknown key(s) 'speed'; expected 'input' and optional 'client_seq'",
                 }
             }
+            # Not a steer: invalid, with what was expected.
             refused = [
-                {"move": [2, 0]},  # out of [-1, 1]
-                {"move": "north"},
-                {"move": [1]},
-                {"move": [True, 0]},
-                {"move": [1, 0], "boost": True},
-                {"jump": True},
-                [1, 0],
+                ({"move": [2, 0]}, "dx must be a number in [-1, 1], got 2"),
+                ({"move": [0, -1.5]}, "dy must be a number in [-1, 1], got -1.5"),
+                ({"move": "north"}, "move must be a list of two numbers [dx, dy], got 'north'"),
+                ({"move": [1]}, "move must be a list of two numbers [dx, dy], got [1]"),
+                ({"move": [True, 0]}, "dx must be a number in [-1, 1], got True"),
+                ({"move": [1, 0], "boost": True}, """unknown key(s) 'boost'; expected {"move": [dx, dy]}"""),
+                ({"jump": True}, """unknown key(s) 'jump'; expected {"move": [dx, dy]}"""),
+                ({}, "missing key 'move'"),
+                ([1, 0], 'expected {"move": [dx, dy]}, got [1, 0]'),
             ]
-            for seq, bad in enumerate(refused, start=2):
+            for seq, (bad, message) in enumerate(refused, start=2):
                 await alice.send(bad, client_seq=seq)
-                assert await alice.text() == {
-                    "error": {"code": "unauthorized", "message": unauthorized},
-                    "client_seq": seq,
-                }
+                assert await alice.text() == refusal(seq, "invalid", message)
 
             # A no-op steer: once it is applied, the state shows whether anything refused got in.
             await alice.send({"move": [0, 0]}, client_seq=100)
@@ -220,6 +228,48 @@ def test_the_view_radius_includes_its_boundary_and_follows_movement(arena) -> No
     sim.tick(0.01)
     assert sim.snapshot_for("alice")["near"] == []
     assert sim.snapshot_for("walter")["near"] == []
+
+
+def test_a_full_arena_refuses_newcomers_with_a_reason_and_lets_players_back(arena) -> None:
+    sim = arena.ArenaState.create("full")
+    for i in range(arena.MAX_PLAYERS):
+        assert sim.authorize_subscribe(f"p{i}", ShardAuth(user_id=f"p{i}"))
+    with pytest.raises(Unauthorized, match=rf"^the arena is full \({arena.MAX_PLAYERS} avatars\)$"):
+        sim.authorize_subscribe("late", ShardAuth(user_id="late"))
+    assert "late" not in sim.players
+    assert sim.authorize_subscribe("p0", ShardAuth(user_id="p0"))  # a returning player keeps their avatar
+    assert len(sim.players) == arena.MAX_PLAYERS
+
+
+async def test_a_newcomer_to_a_full_arena_is_closed_with_the_reason(arena, autojump_clock) -> None:
+    async with open_runtime(objects={"ARENA": arena.Arena}, config=runtime_config()) as rt:
+        for i in range(arena.MAX_PLAYERS):  # each leaves an avatar behind
+            player = await connect(rt, "ARENA", "full", f"p{i}")
+            assert player.transport.closed is None
+            await player.close()
+        late = await connect(rt, "ARENA", "full", "late")
+        assert late.transport.closed == (1008, f"the arena is full ({arena.MAX_PLAYERS} avatars)")
+        back = await connect(rt, "ARENA", "full", "p0")
+        await trio.sleep(0.12)
+        assert back.transport.closed is None
+        _, view = back.transport.frames()[-1]
+        assert view["players"] == arena.MAX_PLAYERS
+
+
+def test_a_malformed_steer_is_refused_by_the_hook_and_the_shard_carries_on(arena) -> None:
+    shard = Shard("pit", arena.ArenaState.create("pit"), arena.Arena.config)
+    alice = ShardAuth(user_id="alice")
+    shard.add_subscriber_authorized("alice", alice)
+    with pytest.raises(InvalidInput, match=r"^dy must be a number in \[-1, 1\], got 'up'$"):
+        shard.push_input_authorized("alice", alice, {"move": [0, "up"]})
+    shard.run_tick(0.0)
+    assert not shard.failed
+    assert shard.sim.snapshot_for("alice")["you"] == at_rest("alice")
+    # push_input skips the hook; apply_input drops what it cannot read rather than raise.
+    shard.push_input("alice", {"move": [0, "up"]})
+    shard.run_tick(0.1)
+    assert not shard.failed
+    assert shard.sim.snapshot_for("alice")["you"] == at_rest("alice")
 
 
 def test_a_record_restores_the_arena_and_its_index(arena) -> None:

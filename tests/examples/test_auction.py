@@ -12,7 +12,7 @@ import trio
 
 from runtime import open_runtime
 from runtime.shard_objects import STATE_KEY
-from shards import Shard, ShardAuth, decode_shard_state
+from shards import InvalidInput, Shard, ShardAuth, Unauthorized, decode_shard_state
 from tests.runtime.conftest import config as runtime_config
 from tests.runtime.devserver.helpers import client, running
 from tests.runtime.shard_objects.helpers import connect, token as shard_token
@@ -23,6 +23,7 @@ from .helpers import (
     describe,
     example_module,
     force,
+    refusal,
     stored_record,
     subscribe,
     wait_until,
@@ -31,9 +32,8 @@ from .helpers import (
 AUCTION = EXAMPLES / "auction"
 
 
-def refusal(user: str, seq: int, sid: str | None = None) -> dict[str, Any]:
-    message = f"user {user!r} may not send this input as {sid or user!r}"
-    return {"error": {"code": "unauthorized", "message": message}, "client_seq": seq}
+#: The unknown-key and not-an-input messages end with what an input may be.
+FORMS = '{"bid": amount} or {"open": {"start": price, "seconds": duration}}'
 
 
 async def accepted(sub: Subscriber, input: Any, seq: int) -> dict[str, Any]:
@@ -71,10 +71,14 @@ async def test_bids_raise_the_price_and_the_lot_sells_when_its_deadline_passes()
             assert (lot["price"], lot["leader"]) == (12, "alice")
             lot = await accepted(bob, {"bid": 15}, 1)
             assert (lot["price"], lot["leader"]) == (15, "bob")
-            await alice.send({"bid": 14}, client_seq=2)  # not above the price
-            assert await alice.text() == refusal("alice", 2)
+            await alice.send({"bid": 14}, client_seq=2)
+            assert await alice.text() == refusal(
+                2, "unauthorized", "bid 14 is not above the current price 15"
+            )
             await alice.send({"bid": 15}, client_seq=3)  # equal is not above
-            assert await alice.text() == refusal("alice", 3)
+            assert await alice.text() == refusal(
+                3, "unauthorized", "bid 15 is not above the current price 15"
+            )
 
             # The deadline passes in shard time: the last frame shows the sale, then the shard closes.
             for sub in (alice, bob, sam):
@@ -107,30 +111,41 @@ async def test_bids_that_are_low_early_or_malformed_are_refused_and_change_nothi
             subscribe(server, AUCTION, "vase", "bob") as bob,
         ):
             await alice.frame()
-            await alice.send({"bid": 11}, client_seq=1)  # the lot is not open yet
-            assert await alice.text() == refusal("alice", 1)
-            await alice.send({"open": {"start": 0, "seconds": 5}}, client_seq=2)  # not an admin
-            assert await alice.text() == refusal("alice", 2)
+            await alice.send({"bid": 11}, client_seq=1)
+            assert await alice.text() == refusal(1, "unauthorized", "the lot is not open yet")
+            await alice.send({"open": {"start": 0, "seconds": 5}}, client_seq=2)
+            assert await alice.text() == refusal(2, "unauthorized", "only an admin may open the lot")
+            await sam.send({"open": {"start": 10}}, client_seq=1)
+            assert await sam.text() == refusal(
+                1, "invalid", """open must be {"start": price, "seconds": duration}, got {'start': 10}"""
+            )
+            await sam.send({"open": {"start": 10, "seconds": 0}}, client_seq=2)
+            assert await sam.text() == refusal(2, "invalid", "seconds must be a number in (0, 604800], got 0")
 
-            lot = await accepted(sam, {"open": {"start": 10, "seconds": 60}}, 1)
+            lot = await accepted(sam, {"open": {"start": 10, "seconds": 60}}, 3)
             assert (lot["status"], lot["price"]) == ("open", 10)
-            await sam.send({"open": {"start": 1, "seconds": 1}}, client_seq=2)  # opened already
-            assert await sam.text() == refusal("sam", 2, sid="auctioneer")
+            await sam.send({"open": {"start": 1, "seconds": 1}}, client_seq=4)
+            assert await sam.text() == refusal(4, "unauthorized", "the lot was opened already")
 
+            # Well-formed but not above the price: unauthorized. Malformed: invalid.
             refused = [
-                {"bid": 10},  # not above the price
-                {"bid": 9},
-                {"bid": "12"},
-                {"bid": 12.5},
-                {"bid": True},
-                {"bid": 2_000_000_000},  # above MAX_PRICE
-                {"bid": 12, "proxy": 20},
-                {"offer": 12},
-                12,
+                ({"bid": 10}, "unauthorized", "bid 10 is not above the current price 10"),
+                ({"bid": 9}, "unauthorized", "bid 9 is not above the current price 10"),
+                ({"bid": "12"}, "invalid", "bid must be an integer in [1, 1000000000], got '12'"),
+                ({"bid": 12.5}, "invalid", "bid must be an integer in [1, 1000000000], got 12.5"),
+                ({"bid": True}, "invalid", "bid must be an integer in [1, 1000000000], got True"),
+                (
+                    {"bid": 2_000_000_000},
+                    "invalid",
+                    "bid must be an integer in [1, 1000000000], got 2000000000",
+                ),
+                ({"bid": 12, "proxy": 20}, "invalid", f"unknown key(s) 'proxy'; expected {FORMS}"),
+                ({"offer": 12}, "invalid", f"unknown key(s) 'offer'; expected {FORMS}"),
+                (12, "invalid", f"expected {FORMS}, got 12"),
             ]
-            for seq, bad in enumerate(refused, start=3):
+            for seq, (bad, code, message) in enumerate(refused, start=3):
                 await alice.send(bad, client_seq=seq)
-                assert await alice.text() == refusal("alice", seq)
+                assert await alice.text() == refusal(seq, code, message)
             await alice.send_raw('{"input": {"bid": 12}, "client_seq": "13"}')
             assert await alice.text() == {
                 "error": {
@@ -245,6 +260,14 @@ def test_bids_queued_for_the_same_tick_are_checked_again_when_applied(auction) -
     lot = shard.sim.snapshot()
     assert (lot["price"], lot["leader"]) == (30, "alice")
     assert [b["bidder"] for b in lot["bids"]] == ["alice"]
+    # Pushed now, the same bid is refused with the reason.
+    with pytest.raises(Unauthorized, match=r"^bid 20 is not above the current price 30$"):
+        shard.push_input_authorized("bob", ShardAuth(user_id="bob"), {"bid": 20})
+    with pytest.raises(InvalidInput, match=r"^start must be an integer in \[0, 1000000000\], got -1$"):
+        shard.push_input_authorized(
+            "sam", ShardAuth(user_id="sam", admin=True), {"open": {"start": -1, "seconds": 1}}
+        )
+    assert not shard.failed
 
 
 def test_an_unsold_lot_finishes_at_its_deadline_and_the_record_says_so(auction) -> None:

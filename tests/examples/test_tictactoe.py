@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 
-from shards import Shard, ShardAuth, ShardStopped
+from shards import InvalidInput, Shard, ShardAuth, ShardStopped, Unauthorized
 from tests.runtime.devserver.helpers import client, running
 
 from .helpers import (
@@ -18,6 +18,7 @@ from .helpers import (
     describe,
     example_module,
     force,
+    refusal,
     stored_record,
     subscribe,
     wait_until,
@@ -33,16 +34,6 @@ def board(*marks: tuple[int, int, str]) -> list[list[str]]:
     for row, col, mark in marks:
         rows[row][col] = mark
     return rows
-
-
-def refusal(player: str, seq: int) -> dict[str, Any]:
-    return {
-        "error": {
-            "code": "unauthorized",
-            "message": f"user {player!r} may not send this input as {player!r}",
-        },
-        "client_seq": seq,
-    }
 
 
 async def move(mover: Subscriber, row: int, col: int, seq: int, *watchers: Subscriber) -> dict[str, Any]:
@@ -122,15 +113,19 @@ async def test_moves_out_of_turn_from_spectators_and_malformed_are_refused_and_c
             await move(alice, 1, 1, 1, bob, carol)  # alice plays X
 
             await alice.send({"move": [0, 0]}, client_seq=2)  # out of turn, and O is not hers to take
-            assert await alice.text() == refusal("alice", 2)
+            assert await alice.text() == refusal(2, "unauthorized", "it is O's turn")
             await bob.send({"move": [1, 1]}, client_seq=1)  # taken
-            assert await bob.text() == refusal("bob", 1)
+            assert await bob.text() == refusal(1, "unauthorized", "cell (1, 1) is taken")
             await move(bob, 0, 0, 2, alice, carol)  # bob plays O
 
             await carol.send({"move": [2, 2]}, client_seq=1)  # both seats are taken: a spectator
-            assert await carol.text() == refusal("carol", 1)
+            assert await carol.text() == refusal(
+                1,
+                "unauthorized",
+                "both seats are taken ('alice' plays X, 'bob' plays O): spectators cannot move",
+            )
             await bob.send({"move": [2, 2]}, client_seq=3)  # out of turn
-            assert await bob.text() == refusal("bob", 3)
+            assert await bob.text() == refusal(3, "unauthorized", "it is X's turn")
             await alice.send_raw("[1, 1")
             assert await alice.text() == {
                 "error": {
@@ -145,22 +140,24 @@ async def test_moves_out_of_turn_from_spectators_and_malformed_are_refused_and_c
                     "message": "unknown key(s) 'move'; expected 'input' and optional 'client_seq'",
                 }
             }
-            for seq, bad in enumerate(
+            # Not a move, whatever the board: invalid, with what was expected.
+            for seq, (bad, message) in enumerate(
                 [
-                    {"move": [3, 0]},
-                    {"move": [1, "1"]},
-                    {"move": [True, 0]},
-                    {"move": [0]},
-                    {"place": [0, 1]},
-                    4,
+                    ({"move": [3, 0]}, "row must be an integer in [0, 2], got 3"),
+                    ({"move": [1, "1"]}, "col must be an integer in [0, 2], got '1'"),
+                    ({"move": [True, 0]}, "row must be an integer in [0, 2], got True"),
+                    ({"move": [0]}, "move must be a list of two integers [row, col], got [0]"),
+                    ({"place": [0, 1]}, """unknown key(s) 'place'; expected {"move": [row, col]}"""),
+                    ({}, "missing key 'move'"),
+                    (4, 'expected {"move": [row, col]}, got 4'),
                 ],
                 start=3,
             ):
                 await alice.send(bad, client_seq=seq)
-                assert await alice.text() == refusal("alice", seq)
+                assert await alice.text() == refusal(seq, "invalid", message)
 
             # The next legal move is the next tick, on the board as it was.
-            snap = await move(alice, 0, 1, 9, bob, carol)
+            snap = await move(alice, 0, 1, 10, bob, carol)
             assert snap["board"] == board((1, 1, "X"), (0, 0, "O"), (0, 1, "X"))
             assert (snap["moves"], snap["turn"]) == (3, "O")
             for sub in (alice, bob, carol):
@@ -260,3 +257,20 @@ def test_a_full_board_without_a_line_is_a_draw_and_finishes_the_shard(game) -> N
     assert (snap["winner"], snap["turn"], snap["line"]) == ("draw", None, [])
     with pytest.raises(ShardStopped):
         play(shard, "alice", 0, 0)
+    # The hook itself says why, should a move reach it after the end.
+    with pytest.raises(Unauthorized, match=r"^the game is over \(a draw\)$"):
+        shard.sim.authorize_input("alice", ShardAuth(user_id="alice"), {"move": [0, 0]})
+
+
+def test_refusals_raised_by_the_hook_reach_the_sender_and_leave_the_shard_running(game) -> None:
+    shard = new_shard(game, "alice", "bob")
+    with pytest.raises(InvalidInput, match=r"^col must be an integer in \[0, 2\], got -1$"):
+        play(shard, "alice", 0, -1)
+    play(shard, "alice", 0, 0)
+    shard.run_tick(0.0)
+    with pytest.raises(Unauthorized, match=r"^cell \(0, 0\) is taken$"):
+        play(shard, "bob", 0, 0)
+    with pytest.raises(Unauthorized, match=r"^it is O's turn$"):
+        play(shard, "alice", 1, 1)
+    assert not shard.failed
+    assert shard.sim.snapshot()["board"] == board((0, 0, "X"))

@@ -9,10 +9,14 @@ leave, so reconnecting picks it up where it was. Inputs steer::
 
 ``dx`` and ``dy`` are numbers in [-1, 1] (a longer vector is scaled down to
 length 1); the avatar then moves at ``SPEED`` times that vector until the next
-steer, ``[0, 0]`` stops it, and the walls stop it at the arena's edge. Every
-tick you get your own avatar (``you``) and the avatars within ``VIEW_RADIUS``
-of it (``near``, boundary included): the area of interest, answered by a
-``shards.GridIndex``.
+steer, ``[0, 0]`` stops it, and the walls stop it at the arena's edge.
+``authorize_input`` refuses anything else by raising ``shards.InvalidInput``
+with what was expected: the sender gets an error frame with code ``invalid``
+and that message, and nothing changes.
+
+Every tick you get your own avatar (``you``) and the avatars within
+``VIEW_RADIUS`` of it (``near``, boundary included): the area of interest,
+answered by a ``shards.GridIndex``.
 
 The simulation reads no clock: time is the ``dt`` the shard gives ``tick``.
 """
@@ -26,7 +30,7 @@ from typing import Any, Self
 from workers import Response, WorkerEntrypoint
 
 from runtime.shard_objects import ShardObject
-from shards import GridIndex, ShardAuth, ShardConfig, SimState
+from shards import GridIndex, InvalidInput, ShardAuth, ShardConfig, SimState, Unauthorized
 
 #: The arena is SIZE x SIZE units; the walls are at 0 and SIZE.
 SIZE = 100.0
@@ -44,20 +48,27 @@ def spawn_point(player: str) -> tuple[float, float]:
     return 10.0 + h % 81, 10.0 + (h // 81) % 81
 
 
-def steer(input: Any) -> tuple[float, float] | None:
-    """The steering vector of a ``{"move": [dx, dy]}`` input, or None when the input is not one."""
-    if not isinstance(input, dict) or set(input) != {"move"}:
-        return None
+def steer(input: Any) -> tuple[float, float]:
+    """The steering vector of a ``{"move": [dx, dy]}`` input.
+
+    Raises:
+        InvalidInput: the input is not a steer; the message says what is expected.
+    """
+    if not isinstance(input, dict):
+        raise InvalidInput(f'expected {{"move": [dx, dy]}}, got {input!r}')
+    extra = sorted(map(repr, set(input) - {"move"}))
+    if extra:
+        raise InvalidInput(f'unknown key(s) {", ".join(extra)}; expected {{"move": [dx, dy]}}')
+    if "move" not in input:
+        raise InvalidInput("missing key 'move'")
     move = input["move"]
     if not isinstance(move, list) or len(move) != 2:
-        return None
-    out: list[float] = []
-    for c in move:
+        raise InvalidInput(f"move must be a list of two numbers [dx, dy], got {move!r}")
+    for name, c in zip(("dx", "dy"), move, strict=True):
         # bool is an int; true as a coordinate is a client bug, not a direction.
         if isinstance(c, bool) or not isinstance(c, int | float) or not -1 <= c <= 1:
-            return None
-        out.append(float(c))
-    dx, dy = out
+            raise InvalidInput(f"{name} must be a number in [-1, 1], got {c!r}")
+    dx, dy = float(move[0]), float(move[1])
     length = math.hypot(dx, dy)
     if length > 1:
         dx, dy = dx / length, dy / length
@@ -84,12 +95,13 @@ class ArenaState(SimState):
 
         This is the only hook that runs when a subscriber arrives, so the join
         happens here. It is idempotent (a returning player keeps their avatar),
-        and a refused subscription changes nothing.
+        and a refused subscription changes nothing: a newcomer to a full arena
+        is closed with 1008 and the reason raised here.
         """
         if not super().authorize_subscribe(subscriber_id, auth):
             return False
         if subscriber_id not in self.players and len(self.players) >= MAX_PLAYERS:
-            return False
+            raise Unauthorized(f"the arena is full ({MAX_PLAYERS} avatars)")
         self._join(subscriber_id)
         return True
 
@@ -104,13 +116,15 @@ class ArenaState(SimState):
     # -- inputs -------------------------------------------------------------------
 
     def authorize_input(self, subscriber_id: str, auth: ShardAuth, input: Any) -> bool:
-        """Only steering inputs are accepted; anything else is refused with an error frame."""
-        return steer(input) is not None
+        """Only steering inputs are accepted; :func:`steer` raises InvalidInput for anything else."""
+        steer(input)
+        return True
 
     def apply_input(self, subscriber_id: str, input: Any, now: float) -> None:
-        direction = steer(input)
-        if direction is None:
-            return  # never queued (authorize_input refused it); a hook must not raise
+        try:
+            direction = steer(input)
+        except InvalidInput:
+            return  # never queued by a client (authorize_input refused it); a hook must not raise
         # A player whose join predates no record (the object woke from an older
         # one) spawns now: steering always has an avatar to steer.
         p = self._join(subscriber_id)

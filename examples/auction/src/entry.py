@@ -7,10 +7,13 @@ waits until an admin opens it, then takes bids until its deadline::
     {"input": {"open": {"start": 10, "seconds": 60}}}     admin only (shardsim token <who> --admin)
     {"input": {"bid": 12}, "client_seq": 1}               an integer above the current price
 
-``authorize_input`` refuses a bid that is not an integer above the current
-price, a bid while the lot is not open, and an ``open`` from a non-admin or
-on a lot already opened: the sender gets an error text frame and nothing
-changes. Once ``seconds`` of shard time have passed since the opening, the
+``authorize_input`` refuses by raising, and the sender alone gets an error
+text frame with the message raised (nothing changes): ``shards.InvalidInput``
+(code ``invalid``) for an input that is neither, or whose values are out of
+range; ``shards.Unauthorized`` (code ``unauthorized``) for a well-formed one
+the lot does not allow now: a bid not above the current price, a bid while
+the lot is not open, an ``open`` from a non-admin or on a lot already
+opened. Once ``seconds`` of shard time have passed since the opening, the
 lot is sold to the highest bidder (or unsold without bids) and the shard
 finishes: subscribers get the final frame and a 1000 close, and a late
 viewer gets the final state.
@@ -23,13 +26,13 @@ when quiet), so the countdown pauses too.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from typing import Any, Self
 
 from workers import Response, WorkerEntrypoint
 
 from runtime.shard_objects import ShardObject
-from shards import ShardAuth, ShardConfig, SimState
+from shards import InvalidInput, ShardAuth, ShardConfig, SimState, Unauthorized
 
 #: Highest price a bid or an opening may name.
 MAX_PRICE = 1_000_000_000
@@ -43,31 +46,53 @@ def _is_int(value: Any) -> bool:
     return type(value) is int  # bool is an int subclass, and never a price
 
 
-def opening(input: Any) -> tuple[int, float] | None:
-    """``(start price, seconds)`` of an ``{"open": {"start": n, "seconds": s}}`` input, or None."""
-    if not isinstance(input, dict) or set(input) != {"open"}:
-        return None
+@dataclass(frozen=True)
+class Open:
+    """An ``{"open": {"start": price, "seconds": duration}}`` input."""
+
+    start: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Bid:
+    """A ``{"bid": amount}`` input."""
+
+    amount: int
+
+
+#: What an input may be, for the error messages.
+FORMS = '{"bid": amount} or {"open": {"start": price, "seconds": duration}}'
+
+
+def parse(input: Any) -> Open | Bid:
+    """The ``open`` or ``bid`` an input is.
+
+    Raises:
+        InvalidInput: it is neither, or a value is out of range; the message says what is expected.
+    """
+    if not isinstance(input, dict):
+        raise InvalidInput(f"expected {FORMS}, got {input!r}")
+    extra = sorted(map(repr, set(input) - {"bid", "open"}))
+    if extra:
+        raise InvalidInput(f"unknown key(s) {', '.join(extra)}; expected {FORMS}")
+    if len(input) != 1:
+        raise InvalidInput(f"expected {FORMS}, got {input!r}")
+    if "bid" in input:
+        amount = input["bid"]
+        if not _is_int(amount) or not 0 < amount <= MAX_PRICE:
+            raise InvalidInput(f"bid must be an integer in [1, {MAX_PRICE}], got {amount!r}")
+        return Bid(amount)
     params = input["open"]
     if not isinstance(params, dict) or set(params) != {"start", "seconds"}:
-        return None
+        raise InvalidInput(f'open must be {{"start": price, "seconds": duration}}, got {params!r}')
     start, seconds = params["start"], params["seconds"]
     if not _is_int(start) or not 0 <= start <= MAX_PRICE:
-        return None
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        return None
-    if not math.isfinite(seconds) or not 0 < seconds <= MAX_SECONDS:
-        return None
-    return start, float(seconds)
-
-
-def bid_amount(input: Any) -> int | None:
-    """The amount of a ``{"bid": n}`` input, or None when the input is not one."""
-    if not isinstance(input, dict) or set(input) != {"bid"}:
-        return None
-    amount = input["bid"]
-    if not _is_int(amount) or not 0 < amount <= MAX_PRICE:
-        return None
-    return int(amount)
+        raise InvalidInput(f"start must be an integer in [0, {MAX_PRICE}], got {start!r}")
+    # Not a bool, and neither NaN nor infinite (both fail the range test).
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds <= MAX_SECONDS:
+        raise InvalidInput(f"seconds must be a number in (0, {MAX_SECONDS}], got {seconds!r}")
+    return Open(start, float(seconds))
 
 
 class LotState(SimState):
@@ -90,32 +115,48 @@ class LotState(SimState):
         """A new lot, named by its shard id, waiting to be opened."""
         return cls(item=shard_id)
 
-    def _bid_ok(self, amount: int | None) -> bool:
-        return self.status == "open" and amount is not None and amount > self.price
+    def _check(self, command: Open | Bid) -> None:
+        """Refuse ``command`` when the lot, as it stands, does not allow it.
+
+        Raises:
+            Unauthorized: the message says why.
+        """
+        if isinstance(command, Open):
+            if self.status != "waiting":
+                raise Unauthorized("the lot was opened already")
+            return
+        if self.status == "waiting":
+            raise Unauthorized("the lot is not open yet")
+        if self.status != "open":
+            raise Unauthorized(f"the lot is closed ({self.status})")
+        if command.amount <= self.price:
+            raise Unauthorized(f"bid {command.amount} is not above the current price {self.price}")
 
     def authorize_input(self, subscriber_id: str, auth: ShardAuth, input: Any) -> bool:
         """An admin may open a waiting lot; anyone may bid above the current price on an open lot."""
-        if opening(input) is not None:
-            return auth.admin and self.status == "waiting"
-        return self._bid_ok(bid_amount(input))
+        command = parse(input)
+        if isinstance(command, Open) and not auth.admin:
+            raise Unauthorized("only an admin may open the lot")
+        self._check(command)
+        return True
 
     def apply_input(self, subscriber_id: str, input: Any, now: float) -> None:
         # Inputs queued for the same tick were each authorized against the
-        # state before the first was applied: check again, and drop a bid
-        # that is no longer above the price (a hook must not raise).
-        opened = opening(input)
-        if opened is not None:
-            if self.status == "waiting":  # authorize_input checked the sender is an admin
-                self.status = "open"
-                self.price, seconds = opened
-                self.closes_at = self.clock + seconds
+        # state before the first was applied: check again, and drop one that
+        # no longer holds, e.g. a bid no longer above the price (a hook must not raise).
+        try:
+            command = parse(input)
+            self._check(command)
+        except (InvalidInput, Unauthorized):
             return
-        amount = bid_amount(input)
-        if amount is None or not self._bid_ok(amount):
+        if isinstance(command, Open):  # authorize_input checked the sender is an admin
+            self.status = "open"
+            self.price = command.start
+            self.closes_at = self.clock + command.seconds
             return
-        self.price = amount
+        self.price = command.amount
         self.leader = subscriber_id
-        self.bids.append({"bidder": subscriber_id, "amount": amount, "at": round(self.clock, 3)})
+        self.bids.append({"bidder": subscriber_id, "amount": command.amount, "at": round(self.clock, 3)})
         del self.bids[:-HISTORY]
 
     def tick(self, dt: float) -> None:

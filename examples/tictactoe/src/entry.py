@@ -8,9 +8,11 @@ at once, then a frame after each move. A move is::
 
 with ``row`` and ``col`` in 0..2. Seats are taken by playing: the first
 player to move plays X, the next different player to move plays O, and
-everyone else watches. ``authorize_input`` refuses a move out of turn, from
-a spectator, onto a taken cell, after the end, or one that is not a move:
-the mover gets an error text frame and nothing changes. A line of three
+everyone else watches. ``authorize_input`` refuses by raising, and the mover
+alone gets an error text frame with the message raised (nothing changes):
+``shards.InvalidInput`` (code ``invalid``) for an input that is not a move,
+``shards.Unauthorized`` (code ``unauthorized``) for a move out of turn, from
+a spectator, onto a taken cell, or after the end. A line of three
 wins; a full board is a draw; either finishes the shard, which closes every
 subscriber with 1000 after the final frame.
 """
@@ -22,24 +24,33 @@ from typing import Any
 from workers import Response, WorkerEntrypoint
 
 from runtime.shard_objects import ShardObject
-from shards import ShardAuth, ShardConfig, SimState
+from shards import InvalidInput, ShardAuth, ShardConfig, SimState, Unauthorized
 
 #: The cells of each winning line (cell = 3 * row + col).
 LINES = ((0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6))
 
 
-def cell_of(input: Any) -> int | None:
-    """The cell (0..8) a ``{"move": [row, col]}`` input names, or None when the input is not one."""
-    if not isinstance(input, dict) or set(input) != {"move"}:
-        return None
+def parse_move(input: Any) -> tuple[int, int]:
+    """The ``(row, col)`` of a ``{"move": [row, col]}`` input.
+
+    Raises:
+        InvalidInput: the input is not a move; the message says what is expected.
+    """
+    if not isinstance(input, dict):
+        raise InvalidInput(f'expected {{"move": [row, col]}}, got {input!r}')
+    extra = sorted(map(repr, set(input) - {"move"}))
+    if extra:
+        raise InvalidInput(f'unknown key(s) {", ".join(extra)}; expected {{"move": [row, col]}}')
+    if "move" not in input:
+        raise InvalidInput("missing key 'move'")
     move = input["move"]
     if not isinstance(move, list) or len(move) != 2:
-        return None
-    row, col = move
-    # bool is an int; true as a coordinate is a client bug.
-    if any(type(c) is not int or not 0 <= c <= 2 for c in (row, col)):
-        return None
-    return 3 * row + col
+        raise InvalidInput(f"move must be a list of two integers [row, col], got {move!r}")
+    for name, c in zip(("row", "col"), move, strict=True):
+        # bool is an int; true as a coordinate is a client bug.
+        if type(c) is not int or not 0 <= c <= 2:
+            raise InvalidInput(f"{name} must be an integer in [0, 2], got {c!r}")
+    return move[0], move[1]
 
 
 class TicTacToeState(SimState):
@@ -57,30 +68,41 @@ class TicTacToeState(SimState):
         self.line: list[int] = []
         self.moves = 0
 
-    def _legal(self, player: str, input: Any) -> int | None:
-        """The cell ``player`` may mark now with ``input``, or None when the move is refused."""
+    def _check_move(self, player: str, input: Any) -> int:
+        """The cell (``3 * row + col``) ``player`` may mark now with ``input``.
+
+        Raises:
+            InvalidInput: the input is not a move.
+            Unauthorized: the move is not allowed now; the message says why.
+        """
+        row, col = parse_move(input)
         if self.winner is not None:
-            return None
-        cell = cell_of(input)
-        if cell is None or self.board[cell]:
-            return None
-        seated = self.seats[self.turn]
-        if seated is None:
-            # The seat is free: anyone but the other seat's player takes it by moving.
-            other = self.seats["O" if self.turn == "X" else "X"]
-            return None if player == other else cell
-        return cell if player == seated else None
+            result = "a draw" if self.winner == "draw" else f"{self.winner} won"
+            raise Unauthorized(f"the game is over ({result})")
+        seat = next((mark for mark, who in self.seats.items() if who == player), None)
+        if seat is None and self.seats[self.turn] is not None:
+            # Not seated, and the seat whose turn it is has its player: both are taken.
+            x, o = self.seats["X"], self.seats["O"]
+            raise Unauthorized(f"both seats are taken ({x!r} plays X, {o!r} plays O): spectators cannot move")
+        if seat is not None and seat != self.turn:
+            raise Unauthorized(f"it is {self.turn}'s turn")
+        cell = 3 * row + col
+        if self.board[cell]:
+            raise Unauthorized(f"cell ({row}, {col}) is taken")
+        return cell
 
     def authorize_input(self, subscriber_id: str, auth: ShardAuth, input: Any) -> bool:
-        """A move is accepted when it is legal on the board as it stands (see :meth:`_legal`)."""
-        return self._legal(subscriber_id, input) is not None
+        """A move is accepted when it is legal on the board as it stands (see :meth:`_check_move`)."""
+        self._check_move(subscriber_id, input)
+        return True
 
     def apply_input(self, subscriber_id: str, input: Any, now: float) -> None:
         # Moves queued for the same tick were each checked against the board
         # before the first was applied: check again, and drop any that is no
         # longer legal (a hook must not raise).
-        cell = self._legal(subscriber_id, input)
-        if cell is None:
+        try:
+            cell = self._check_move(subscriber_id, input)
+        except (InvalidInput, Unauthorized):
             return
         mark = self.turn
         self.seats[mark] = subscriber_id
