@@ -297,7 +297,7 @@ class WebSocket:
                 try:
                     await owner.runtime._sockets.deliver(owner, self, kind, payload)
                 except Exception:
-                    if owner.runtime._closing:
+                    if _runtime_closing(owner):
                         # The runtime closed under this event (its object was reset
                         # on the way out): not the handler's fault, nothing to report.
                         self._inbox.clear()
@@ -311,6 +311,11 @@ class WebSocket:
     async def _wait_room(self) -> None:
         while len(self._inbox) >= INBOX_HIGH_WATER:
             await self._drained.park()
+
+
+def _runtime_closing(owner: Any) -> bool:
+    """Whether ``owner``'s runtime is closing (read fresh: an await may have passed)."""
+    return bool(owner.runtime._closing)
 
 
 class WebSocketPair:
