@@ -15,6 +15,7 @@ SUITES: dict[str, str] = {
     "shards": "bench.shards",
     "d1": "bench.d1",
     "websockets": "bench.websockets",
+    "shard_sockets": "bench.shard_sockets",
 }
 
 

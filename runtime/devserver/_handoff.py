@@ -21,6 +21,8 @@ Invariants:
   Overflow rule: when more than ``max_buffer`` bytes wait to be written, the
   client is too slow; the connection is closed with 1011 and the queued
   frames are dropped (production closes such sockets too; it never blocks ``send``).
+  ``buffered_amount()`` tells senders (a shard's slow-subscriber policy)
+  how much is waiting, so they can skip frames long before that.
 * The Peer hears exactly one ending: ``closed`` (a close handshake or a lost
   connection, 1006) or ``error`` (the client broke the protocol: bad UTF-8,
   an oversized message, a malformed frame).
@@ -117,13 +119,24 @@ class WebSocketOptions:
 class ConnectionTransport:
     """:class:`runtime.sockets.Transport` over a websockets ``ServerConnection``."""
 
-    __slots__ = ("_buffered", "_close", "_conn", "_frames", "_lot", "_max", "_sending", "closed_by_overflow")
+    __slots__ = (
+        "_buffered",
+        "_close",
+        "_conn",
+        "_frames",
+        "_lot",
+        "_max",
+        "_sending",
+        "_writing",
+        "closed_by_overflow",
+    )
 
     def __init__(self, conn: ServerConnection, max_buffer: int, frames: FrameCache | None = None) -> None:
         self._conn = conn
         self._frames = frames or FrameCache()
         self._max = max_buffer
-        self._buffered = 0
+        self._buffered = 0  # queued, not yet handed to the writer
+        self._writing = 0  # handed to the send_all in progress
         self._close: tuple[int, str] | None = None
         self._lot = trio.lowlevel.ParkingLot()
         self._sending = False
@@ -157,6 +170,15 @@ class ConnectionTransport:
         self._buffered += size
         if not self._sending:
             self._lot.unpark()
+
+    def buffered_amount(self) -> int:
+        """Bytes (characters for text) queued for the client that the socket has not taken yet.
+
+        What was queued since the last write, plus the write in progress,
+        counted in full until the socket has taken all of it. Bytes already in
+        the kernel's socket buffer are not counted.
+        """
+        return self._buffered + self._writing
 
     async def _flush(self) -> None:
         """Write every queued frame with one ``send_all`` (websockets' ``send_data`` writes one per frame).
@@ -197,13 +219,14 @@ class ConnectionTransport:
                 continue
             if self._buffered:
                 self._sending = True
-                self._buffered = 0
+                self._writing, self._buffered = self._buffered, 0
                 try:
                     await self._flush()
                 except Exception:  # the socket broke; the reader sees it and ends the connection
                     return
                 finally:
                     self._sending = False
+                    self._writing = 0
                 continue
             if self._close is not None:
                 code, reason = self._close

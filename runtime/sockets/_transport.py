@@ -25,7 +25,19 @@ __all__ = ["Transport"]
 
 
 class Transport(Protocol):
-    """What the runtime needs from the real connection behind a client end."""
+    """What the runtime needs from the real connection behind a client end.
+
+    A transport may also have an optional method, left out of the Protocol so
+    that transports without it still type-check:
+
+    ``buffered_amount() -> int``
+        Bytes (characters for text) queued for the remote peer that the
+        connection has not written yet, like a browser's
+        ``WebSocket.bufferedAmount``. A shard's slow-subscriber policy
+        (:mod:`runtime.shard_objects._backpressure`) reads it before each
+        frame; a transport without it is never considered slow. The dev
+        server's transport has it.
+    """
 
     def send_nowait(self, message: str | bytes) -> None:
         """Queue a frame for the remote peer (text for str, binary for bytes)."""

@@ -1,0 +1,698 @@
+"""Shard objects over real loopback websockets, through the dev server (issue #6, (b) and (c)).
+
+Figures, one JSON line each (``python -m bench shard_sockets``):
+
+* **Fan-out** (b): one shard object hosting bench.core's 50-entity ``Arena``
+  at 20 Hz (timer strategy, JSON frames of ~3.4 KB) with N subscribers
+  (default 1,000; ``SHARDSIM_BENCH_SUBSCRIBERS``) connected through the dev
+  server's shard endpoint from a separate client process. Over a window of
+  ``SHARDSIM_BENCH_SECONDS`` (default 5) after a 1 s warm-up: frames the
+  clients received per second (offered: N x 20), tick-to-receive latency
+  p50/p99 (receive time minus the time the tick started, joined by the
+  tick number every frame carries), frames the slow-subscriber policy
+  skipped, tick lateness, and the server process's CPU. The same client
+  code, in the same run, against a bare websockets trio server that ticks
+  the same simulation at 20 Hz and sends each tick's frame (encoded once)
+  to every client with a plain ``await conn.send`` loop; ``ratio`` is
+  shardsim / bare. Sides alternate for ``SHARDSIM_BENCH_ROUNDS`` rounds
+  (default 2); each side reports its round with the most frames delivered
+  (the machine is shared; the best round is the least disturbed one).
+* **Wake** (c): hibernate -> wake -> first frame. A subscriber over
+  loopback; the shard is hibernated through the admin route, then the time
+  from the client's action to the first frame that shows it: an input on
+  the socket that stayed open (the frame whose snapshot carries the
+  input), or a new subscriber connecting (its first frame). For the timer
+  strategy and event-driven (``tick_rate_hz = 0``), ``SHARDSIM_BENCH_WAKE_ROUNDS``
+  rounds (default 100) each, next to the same action on an awake shard.
+  A woken timer shard ticks first one period after it wakes, so its
+  figures include up to 50 ms of waiting for the tick.
+
+Clock: both processes read ``time.monotonic()`` (CLOCK_MONOTONIC, one clock
+for the whole machine on Linux), so receive times in the client process
+and tick times in the server process compare directly. Clients use
+``compression=None``, as the dev server does.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import random
+import resource
+import statistics
+import tempfile
+import time
+from array import array
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from runtime.devserver import DevServer
+from runtime.shard_objects import ShardObject, make_token
+from shards import ShardConfig, encode_frame
+
+from ._report import report
+from .core import Arena
+
+SUITE = "shard_sockets"
+SUBSCRIBERS = int(os.environ.get("SHARDSIM_BENCH_SUBSCRIBERS", "1000"))
+SECONDS = float(os.environ.get("SHARDSIM_BENCH_SECONDS", "5"))
+ROUNDS = int(os.environ.get("SHARDSIM_BENCH_ROUNDS", "2"))
+WAKE_ROUNDS = int(os.environ.get("SHARDSIM_BENCH_WAKE_ROUNDS", "100"))
+RATE = 20
+WARMUP = 1.0
+SECRET = "bench-secret"
+#: Opening handshakes the client process runs at once.
+CONNECT_CONCURRENCY = 50
+
+# Tick number -> time.monotonic() when that tick started, for the shard being measured.
+TICK_TIMES: dict[int, float] = {}
+# Tick lateness (seconds after the tick was due) of the shard being measured.
+LATENESS: list[float] = []
+
+
+# --------------------------------------------------------------------------- shard classes
+
+
+class FanOutShard(ShardObject):
+    """The fan-out shard: records when each tick starts and how late it is."""
+
+    sim = Arena
+    config = ShardConfig(tick_rate_hz=RATE, max_subscribers=32_768)
+    tick_strategy = "timer"
+
+    def _run_tick(self, due: float, *args: Any, **kwargs: Any) -> None:
+        start = time.monotonic()
+        LATENESS.append(self._runtime.clock.now() - due)  # timer strategy: trio seconds
+        super()._run_tick(due, *args, **kwargs)
+        TICK_TIMES[self.shard.tick] = start
+
+    async def stats(self) -> dict[str, int]:
+        s = self.statistics()
+        return {
+            "ticks": s.ticks,
+            "sent": s.frames_sent,
+            "skipped": s.frames_skipped,
+            "slow": s.slow_disconnects,
+        }
+
+
+class WakeTimerShard(ShardObject):
+    sim = Arena
+    config = ShardConfig(tick_rate_hz=RATE)
+    tick_strategy = "timer"
+
+
+class WakeEventShard(ShardObject):
+    sim = Arena
+    config = ShardConfig(tick_rate_hz=0)
+
+
+TOML = f"""\
+name = "shard-sockets-bench"
+main = "worker.py"
+compatibility_date = "2026-11-01"
+compatibility_flags = ["python_workers"]
+
+[[durable_objects.bindings]]
+name = "ARENA"
+class_name = "Arena"
+
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["Arena"]
+
+[vars]
+SHARDSIM_SECRET = "{SECRET}"
+"""
+
+WORKER = """\
+from workers import Response, WorkerEntrypoint
+
+from bench.shard_sockets import {cls} as Arena
+
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("shard sockets bench: connect with ?shard=")
+"""
+
+
+def _project(root: Path, cls: type[ShardObject]) -> Path:
+    root.mkdir()
+    (root / "wrangler.toml").write_text(TOML)
+    (root / "worker.py").write_text(WORKER.format(cls=cls.__name__))
+    return root
+
+
+# --------------------------------------------------------------------------- client process
+
+
+def _raise_nofile(need: int) -> None:
+    """Raise the soft descriptor limit to at least ``need`` (within the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        raise RuntimeError(f"{need} file descriptors needed; the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
+
+def _client_main(scenario: str, params: dict[str, Any], results: Any) -> None:
+    """Entry point of the client process: run one scenario, put its result(s) on ``results``."""
+    try:
+        _raise_nofile(params.get("subscribers", 0) + 256)
+        results.put(trio.run(partial(_CLIENTS[scenario], results, **params)))
+    except BaseException as exc:  # report, never hang the parent
+        results.put({"error": repr(exc)})
+
+
+def _connect(port: int, shard: str, sid: str, token: str) -> Any:
+    from websockets.trio.client import connect
+
+    return connect(
+        f"ws://127.0.0.1:{port}/?shard={shard}&sid={sid}",
+        additional_headers={"Authorization": f"Bearer {token}"},
+        compression=None,
+        proxy=None,
+        ping_interval=None,
+        max_size=None,
+        open_timeout=60,
+    )
+
+
+class _Recorder:
+    """What the fan-out client saw: (tick, receive time) of every binary frame, and early closes."""
+
+    def __init__(self) -> None:
+        self.ticks = array("q")
+        self.times = array("d")
+        #: Close codes of connections the server closed before we were done.
+        self.closes: list[int | None] = []
+        self.readers: list[trio.CancelScope] = []
+        self.done = False
+
+    def events(self, protocol: Any, now: float) -> None:
+        """Take the frames ``protocol`` parsed (all received at ``now``)."""
+        from websockets.frames import Close, Opcode
+        from websockets.http11 import Response
+
+        for event in protocol.events_received():
+            if isinstance(event, Response):
+                if protocol.handshake_exc is not None:
+                    raise protocol.handshake_exc
+            elif event.opcode is Opcode.BINARY:
+                self.ticks.append(int.from_bytes(event.data[:8], "big"))
+                self.times.append(now)
+            elif event.opcode is Opcode.CLOSE and not self.done:
+                self.closes.append(Close.parse(event.data).code if event.data else None)
+
+
+async def _pump_frames(
+    stream: trio.SocketStream, protocol: Any, rec: _Recorder, opened: Callable[[], None] | None
+) -> None:
+    """Feed what arrives to ``protocol`` and ``rec`` until the connection closes."""
+    from websockets.protocol import State
+
+    while True:
+        data = await stream.receive_some(262_144)
+        was_connecting = protocol.state is State.CONNECTING
+        if data:
+            protocol.receive_data(data)
+        else:
+            protocol.receive_eof()
+        rec.events(protocol, time.monotonic())
+        if opened is not None and was_connecting and protocol.state is State.OPEN:
+            opened()
+        out = protocol.data_to_send()  # pongs, the answer to a close
+        if any(out):
+            await stream.send_all(b"".join(out))
+        if not data or protocol.state is State.CLOSED:
+            return
+
+
+async def _subscriber(
+    port: int, shard: str, sid: str, token: str, rec: _Recorder, opened: Callable[[], None]
+) -> None:
+    """One subscriber on websockets' sans-I/O client over a trio stream, recording every frame.
+
+    Lighter than websockets' trio client (no reader task or message queue
+    per connection): the client process shares the machine with the server.
+    Reads until one of ``rec.readers`` is cancelled, then closes with 1000.
+    """
+    from websockets.client import ClientProtocol
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+
+    protocol = ClientProtocol(parse_uri(f"ws://127.0.0.1:{port}/?shard={shard}&sid={sid}"), max_size=None)
+    request = protocol.connect()
+    request.headers["Authorization"] = f"Bearer {token}"
+    protocol.send_request(request)
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        with trio.CancelScope() as reading:
+            rec.readers.append(reading)
+            await stream.send_all(b"".join(protocol.data_to_send()))
+            await _pump_frames(stream, protocol, rec, opened)
+        if reading.cancelled_caught and protocol.state is State.OPEN:
+            protocol.send_close(1000, "bench over")
+            with trio.move_on_after(10):
+                await stream.send_all(b"".join(protocol.data_to_send()))
+                await _pump_frames(stream, protocol, rec, None)
+
+
+async def _fan_out_client(
+    results: Any, port: int, shard: str, token: str, subscribers: int, warmup: float, seconds: float
+) -> dict[str, Any]:
+    """Connect ``subscribers`` sockets, report ready, record (tick, receive time) of every frame."""
+    rec = _Recorder()
+    connected = 0
+    all_in = trio.Event()
+    gate = trio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def subscriber(i: int) -> None:
+        await gate.acquire()
+        held = True
+
+        def opened() -> None:
+            nonlocal held
+            nonlocal connected
+            gate.release()
+            held = False
+            connected += 1
+            if connected == subscribers:
+                all_in.set()
+
+        try:
+            await _subscriber(port, shard, f"s{i}", token, rec, opened)
+        finally:
+            if held:
+                gate.release()
+
+    async with trio.open_nursery() as nursery:
+        start = time.monotonic()
+        for i in range(subscribers):
+            nursery.start_soon(subscriber, i)
+        with trio.fail_after(600):
+            await all_in.wait()
+        ready = time.monotonic()
+        results.put({"ready": ready, "connect_seconds": ready - start})
+        # The client's own CPU over the parent's window (same nominal times).
+        await trio.sleep(ready + warmup - time.monotonic())
+        cpu0, t0 = time.process_time(), time.monotonic()
+        await trio.sleep(seconds)
+        cpu = (time.process_time() - cpu0) / (time.monotonic() - t0)
+        await trio.sleep(0.5)  # the parent's window may close a little late
+        rec.done = True
+        for reading in rec.readers:
+            reading.cancel()  # each subscriber closes its connection
+    return {"ticks": rec.ticks, "times": rec.times, "closes": rec.closes, "client_cpu": cpu}
+
+
+class _AdminClient:
+    """One keep-alive HTTP/1.1 connection for the dev server's admin routes."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        import h11
+
+        self._h11 = h11
+        self._stream = stream
+        self._conn = h11.Connection(h11.CLIENT)
+
+    async def request(self, method: str, path: str) -> Any:
+        h11 = self._h11
+        conn = self._conn
+        if conn.our_state is h11.DONE:
+            conn.start_next_cycle()
+        data = conn.send(
+            h11.Request(method=method, target=path, headers=[("host", "bench"), ("content-length", "0")])
+        )
+        await self._stream.send_all(data + conn.send(h11.EndOfMessage()))
+        status, body = 0, b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await self._stream.receive_some(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                body += bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                if status != 200:
+                    raise RuntimeError(f"{method} {path}: {status} {body!r}")
+                return json.loads(body)
+
+    async def hibernate(self, shard: str, sockets: int) -> None:
+        """Hibernate ``shard`` once only ``sockets`` of its sockets are left open and no event runs.
+
+        (The route cuts events in flight, which production never does.) A
+        socket that closed just before may still have its close event to
+        deliver, which wakes the object again: hibernate until it stays so.
+        """
+        path = f"/__shardsim/objects/ARENA/{shard}"
+
+        def busy(obj: Any) -> bool:
+            return bool(obj["websockets"] > sockets or obj["in_flight"])
+
+        with trio.fail_after(10):
+            while True:
+                # The server has no event to wait on from another process: poll.
+                while busy(await self.request("GET", path)):  # noqa: ASYNC110
+                    await trio.sleep(0.001)
+                if (await self.request("POST", path + "/hibernate"))["state"] == "hibernated":
+                    return
+
+
+async def _first_binary(ws: Any) -> None:
+    while type(await ws.recv()) is not bytes:
+        pass
+
+
+async def _input_round(ws: Any, k: int, phase: float) -> float:
+    """After ``phase`` seconds, send an input marking entity 0 with ``k``; seconds until a frame shows it."""
+    from shards import decode_frame
+
+    # We come here right after a frame: without a random phase, every input
+    # to a ticking shard would wait a whole period for its tick.
+    await trio.sleep(phase)
+    start = time.monotonic()
+    await ws.send(json.dumps({"input": {"id": 0, "vx": k, "vy": 0}, "client_seq": k}))
+    while True:
+        message = await ws.recv()
+        if type(message) is bytes and decode_frame(message, "json")[1]["entities"][0]["vx"] == k:
+            return time.monotonic() - start
+
+
+async def _connect_round(port: int, shard: str, sid: str, token: str) -> float:
+    """Seconds from starting to connect a new subscriber to its first frame."""
+    start = time.monotonic()
+    async with _connect(port, shard, sid, token) as ws:
+        await _first_binary(ws)
+        elapsed = time.monotonic() - start
+    return elapsed
+
+
+async def _wake_client(results: Any, port: int, token: str, rounds: int) -> dict[str, Any]:
+    """Alternate awake and just-woken rounds, for an input and for a new subscriber."""
+    out: dict[str, list[float]] = {
+        "input_awake": [],
+        "input_woken": [],
+        "connect_awake": [],
+        "connect_woken": [],
+    }
+    rng = random.Random(6)
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        admin = _AdminClient(stream)
+        async with _connect(port, "wake-input", "w", token) as ws:
+            await _first_binary(ws)
+            for k in range(1, rounds + 1):
+                out["input_awake"].append(await _input_round(ws, 2 * k, rng.uniform(0, 1 / RATE)))
+                await admin.hibernate("wake-input", sockets=1)
+                out["input_woken"].append(await _input_round(ws, 2 * k + 1, rng.uniform(0, 1 / RATE)))
+        await _connect_round(port, "wake-connect", "first", token)  # creates the shard
+        for k in range(rounds):
+            out["connect_awake"].append(await _connect_round(port, "wake-connect", f"a{k}", token))
+            await admin.hibernate("wake-connect", sockets=0)
+            out["connect_woken"].append(await _connect_round(port, "wake-connect", f"w{k}", token))
+    return out
+
+
+_CLIENTS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+    "fan_out": _fan_out_client,
+    "wake": _wake_client,
+}
+
+
+class _ClientProcess:
+    """A client process and the queue it answers on."""
+
+    def __init__(self, scenario: str, **params: Any) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._results = ctx.Queue()
+        self._proc = ctx.Process(target=_client_main, args=(scenario, params, self._results), daemon=True)
+        self._scenario = scenario
+
+    async def __aenter__(self) -> _ClientProcess:
+        self._proc.start()
+        return self
+
+    async def get(self) -> dict[str, Any]:
+        """The client's next answer (an error in the client raises here)."""
+        result: dict[str, Any] = await trio.to_thread.run_sync(partial(self._results.get, timeout=600))
+        if "error" in result:
+            raise RuntimeError(f"client process failed in {self._scenario}: {result['error']}")
+        return result
+
+    async def __aexit__(self, *exc: object) -> None:
+        await trio.to_thread.run_sync(self._proc.join, 30)
+        if self._proc.is_alive():  # a stuck client
+            self._proc.kill()
+            await trio.to_thread.run_sync(self._proc.join)
+        self._results.close()
+        self._results.join_thread()
+
+
+# --------------------------------------------------------------------------- fan-out servers
+
+
+class _BareServer:
+    """websockets' own trio server: every connection joins; one task ticks Arena and sends to all."""
+
+    def __init__(self) -> None:
+        self.conns: set[Any] = set()
+        self.tick_times: dict[int, float] = {}
+        self.ticks = 0
+        self.sent = 0
+        self.port = 0
+
+    async def run(self, *, task_status: trio.TaskStatus[_BareServer] = trio.TASK_STATUS_IGNORED) -> None:
+        from websockets.trio.server import serve
+
+        async def handler(conn: Any) -> None:
+            self.conns.add(conn)
+            try:
+                await conn.wait_closed()
+            finally:
+                self.conns.discard(conn)
+
+        async with trio.open_nursery() as nursery:
+            server = await nursery.start(
+                partial(serve, handler, 0, host="127.0.0.1", compression=None, ping_interval=None)
+            )
+            self.port = server.listeners[0].socket.getsockname()[1]
+            nursery.start_soon(self._tick_loop)
+            task_status.started(self)
+
+    async def _tick_loop(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        sim = Arena()
+        period = 1 / RATE
+        due = trio.current_time()
+        while True:
+            await trio.sleep_until(due)
+            start = time.monotonic()
+            self.ticks += 1
+            sim.tick(period)
+            conns = list(self.conns)
+            if conns:  # nobody to measure otherwise: spare the machine the encoding
+                frame = encode_frame(self.ticks, sim.snapshot(), "json")
+                self.tick_times[self.ticks] = start
+                for conn in conns:
+                    try:
+                        await conn.send(frame)
+                        self.sent += 1
+                    except ConnectionClosed:
+                        pass
+            due = max(due + period, trio.current_time())
+
+    async def stats(self) -> dict[str, int]:
+        await trio.lowlevel.checkpoint()
+        return {"ticks": self.ticks, "sent": self.sent, "skipped": 0, "slow": 0}
+
+
+def _quantiles(samples: list[float]) -> tuple[float, float]:
+    """p50 and p99 (one sample: itself; none: 0)."""
+    if len(samples) < 2:
+        return (samples[0], samples[0]) if samples else (0.0, 0.0)
+    return statistics.median(samples), statistics.quantiles(samples, n=100)[98]
+
+
+async def _fan_out_round(
+    port: int,
+    shard: str,
+    stats: Callable[[], Awaitable[dict[str, int]]],
+    tick_times: dict[int, float],
+    subscribers: int,
+    seconds: float,
+    warmup: float,
+) -> dict[str, float]:
+    """One measured window against a server already listening on ``port`` that fills ``tick_times``."""
+    tick_times.clear()
+    token = make_token(SECRET, "bench", admin=True, now_ms=time.time() * 1000)
+    params = {
+        "port": port,
+        "shard": shard,
+        "token": token,
+        "subscribers": subscribers,
+        "warmup": warmup,
+        "seconds": seconds,
+    }
+    async with _ClientProcess("fan_out", **params) as client:
+        ready = await client.get()
+        await trio.sleep(max(0.0, ready["ready"] + warmup - time.monotonic()))
+        before = await stats()
+        LATENESS.clear()
+        w0, cpu0 = time.monotonic(), time.process_time()
+        await trio.sleep(seconds)
+        w1, cpu1 = time.monotonic(), time.process_time()
+        after = await stats()
+        lateness = list(LATENESS)
+        result = await client.get()
+    wall = w1 - w0
+    latencies: list[float] = []
+    for tick, t in zip(result["ticks"], result["times"], strict=True):
+        if w0 <= t <= w1:
+            started = tick_times.get(tick)
+            if started is not None:
+                latencies.append(t - started)
+    p50, p99 = _quantiles(latencies)
+    late50, late99 = _quantiles(lateness)
+    return {
+        "delivered_per_s": len(latencies) / wall,
+        "latency_p50_ms": p50 * 1000,
+        "latency_p99_ms": p99 * 1000,
+        "cpu_share": 100 * (cpu1 - cpu0) / wall,
+        "client_cpu_share": 100 * result["client_cpu"],
+        "ticks_per_s": (after["ticks"] - before["ticks"]) / wall,
+        "sent_per_s": (after["sent"] - before["sent"]) / wall,
+        "skipped": after["skipped"] - before["skipped"],
+        "slow_disconnects": after["slow"] - before["slow"],
+        "closed_early": len(result["closes"]),
+        "lateness_p50_ms": late50 * 1000,
+        "lateness_p99_ms": late99 * 1000,
+        "connect_per_s": subscribers / ready["connect_seconds"],
+    }
+
+
+async def _fan_out(root: Path, subscribers: int, seconds: float, rounds: int, warmup: float) -> None:
+    _raise_nofile(subscribers + 1024)
+    dev = DevServer(_project(root / "fan-out", FanOutShard), port=0, state_dir=None)
+    bare = _BareServer()
+    best: dict[str, dict[str, float]] = {}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(dev.run)
+        await nursery.start(bare.run)
+        stub = dev.runtime.env.ARENA
+        for i in range(rounds):
+            for side in ("bare", "shardsim"):
+                if side == "bare":
+                    r = await _fan_out_round(
+                        bare.port, "arena", bare.stats, bare.tick_times, subscribers, seconds, warmup
+                    )
+                else:
+                    shard = f"arena-{i}"  # a new shard each round
+                    stats = stub.getByName(shard).stats
+                    r = await _fan_out_round(dev.port, shard, stats, TICK_TIMES, subscribers, seconds, warmup)
+                if side not in best or r["delivered_per_s"] > best[side]["delivered_per_s"]:
+                    best[side] = r
+        await dev.shutdown()
+        nursery.cancel_scope.cancel()
+    ours, theirs = best["shardsim"], best["bare"]
+    common = {
+        "subscribers": subscribers,
+        "rate_hz": RATE,
+        "seconds": seconds,
+        "rounds": rounds,
+        "loadavg_1m": round(os.getloadavg()[0], 2),  # the machine is shared: how busy it was
+    }
+
+    def figure(name: str, unit: str, key: str, **extra: Any) -> None:
+        ratio = ours[key] / theirs[key] if theirs[key] else 0.0
+        report(
+            SUITE, name, ours[key], unit, bare=round(theirs[key], 3), ratio=round(ratio, 3), **extra, **common
+        )
+
+    figure(
+        "fan_out_frames_delivered_per_s",
+        "frames/s",
+        "delivered_per_s",
+        offered=subscribers * RATE,
+        client_cpu_share=round(ours["client_cpu_share"], 1),
+        bare_client_cpu_share=round(theirs["client_cpu_share"], 1),
+    )
+    figure("fan_out_tick_to_receive_p50", "ms", "latency_p50_ms")
+    figure("fan_out_tick_to_receive_p99", "ms", "latency_p99_ms", target=50)
+    figure("fan_out_server_cpu_share", "% of one core", "cpu_share")
+    figure("fan_out_ticks_per_s", "ticks/s", "ticks_per_s", offered=RATE)
+    figure("fan_out_connect_per_s", "subscribers/s", "connect_per_s")
+    report(
+        SUITE,
+        "fan_out_frames_skipped_by_backpressure",
+        ours["skipped"],
+        "frames",
+        frames_sent_per_s=round(ours["sent_per_s"], 1),
+        slow_disconnects=ours["slow_disconnects"],
+        closed_early=ours["closed_early"],
+        **common,
+    )
+    report(SUITE, "fan_out_tick_lateness_p50", ours["lateness_p50_ms"], "ms", **common)
+    report(SUITE, "fan_out_tick_lateness_p99", ours["lateness_p99_ms"], "ms", **common)
+
+
+# --------------------------------------------------------------------------- wake
+
+
+async def _wake(root: Path, rounds: int) -> None:
+    for strategy, cls in (("timer", WakeTimerShard), ("event", WakeEventShard)):
+        dev = DevServer(_project(root / f"wake-{strategy}", cls), port=0, state_dir=None)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(dev.run)
+            token = make_token(SECRET, "bench", admin=True, now_ms=time.time() * 1000)
+            async with _ClientProcess("wake", port=dev.port, token=token, rounds=rounds) as client:
+                r = await client.get()
+            await dev.shutdown()
+            nursery.cancel_scope.cancel()
+        for action in ("input", "connect"):
+            woken = _quantiles(r[f"{action}_woken"])
+            awake = _quantiles(r[f"{action}_awake"])
+            for i, q in enumerate(("p50", "p99")):
+                report(
+                    SUITE,
+                    f"wake_{strategy}_{action}_to_first_frame_{q}",
+                    woken[i] * 1000,
+                    "ms",
+                    awake=round(awake[i] * 1000, 3),
+                    rounds=rounds,
+                    tick_rate_hz=RATE if strategy == "timer" else 0,
+                )
+
+
+async def main(
+    subscribers: int = SUBSCRIBERS,
+    seconds: float = SECONDS,
+    rounds: int = ROUNDS,
+    wake_rounds: int = WAKE_ROUNDS,
+    warmup: float = WARMUP,
+) -> None:
+    """Run both parts with the given scale (the defaults come from the environment)."""
+    import logging
+
+    logging.getLogger("shardsim").setLevel(logging.WARNING)
+    with tempfile.TemporaryDirectory(prefix="shardsim-bench-") as tmp:
+        await _fan_out(Path(tmp), subscribers, seconds, rounds, warmup)
+        await _wake(Path(tmp), wake_rounds)
+
+
+def run() -> None:
+    """Run the shard-socket benchmarks and print their figures."""
+    trio.run(main)
+
+
+if __name__ == "__main__":
+    run()
