@@ -16,7 +16,9 @@ Figures, one JSON line each (``python -m bench shard_sockets``):
   to every client with a plain ``await conn.send`` loop; ``ratio`` is
   shardsim / bare. Sides alternate for ``SHARDSIM_BENCH_ROUNDS`` rounds
   (default 2); each side reports its round with the most frames delivered
-  (the machine is shared; the best round is the least disturbed one).
+  (the machine is shared; the best round is the least disturbed one), and
+  the load average at the end of that round. Connecting the subscribers is
+  timed too, while the shard already ticks for those connected.
 * **Wake** (c): hibernate -> wake -> first frame. A subscriber over
   loopback; the shard is hibernated through the admin route, then the time
   from the client's action to the first frame that shows it: an input on
@@ -577,6 +579,7 @@ async def _fan_out_round(
         "lateness_p50_ms": late50 * 1000,
         "lateness_p99_ms": late99 * 1000,
         "connect_per_s": subscribers / ready["connect_seconds"],
+        "loadavg_1m": os.getloadavg()[0],  # the machine is shared: how busy it was
     }
 
 
@@ -609,7 +612,6 @@ async def _fan_out(root: Path, subscribers: int, seconds: float, rounds: int, wa
         "rate_hz": RATE,
         "seconds": seconds,
         "rounds": rounds,
-        "loadavg_1m": round(os.getloadavg()[0], 2),  # the machine is shared: how busy it was
     }
 
     def figure(name: str, unit: str, key: str, **extra: Any) -> None:
@@ -625,6 +627,8 @@ async def _fan_out(root: Path, subscribers: int, seconds: float, rounds: int, wa
         offered=subscribers * RATE,
         client_cpu_share=round(ours["client_cpu_share"], 1),
         bare_client_cpu_share=round(theirs["client_cpu_share"], 1),
+        loadavg_1m=round(ours["loadavg_1m"], 2),
+        bare_loadavg_1m=round(theirs["loadavg_1m"], 2),
     )
     figure("fan_out_tick_to_receive_p50", "ms", "latency_p50_ms")
     figure("fan_out_tick_to_receive_p99", "ms", "latency_p99_ms", target=50)
