@@ -579,7 +579,9 @@ class ShardObject(DurableObject):
         if self._strategy == "timer":
             self._act.background += 1  # pins the object, as production's pending timers do
             self._pinned = True
-            self._next_due = self._runtime.clock.now() + self._period
+            # The first tick runs at once: a newcomer or a woken shard shows
+            # its state now, not a period later.
+            self._next_due = self._runtime.clock.now()
             self._timer = sched.call_at(self._next_due, self._on_timer, self._act)
             keepalive = int(now_ms + self.keepalive_seconds * 1000)
             pending = _settled(storage.getAlarm())
@@ -590,7 +592,7 @@ class ShardObject(DurableObject):
         if pending is not None:
             self._next_due = float(pending)  # woken by this alarm, or it is armed already
         else:
-            self._next_due = now_ms + self._period * 1000
+            self._next_due = now_ms  # the first tick at once, as with the timer
             storage.setAlarm(int(self._next_due))
 
     def _begin_clock(self) -> None:

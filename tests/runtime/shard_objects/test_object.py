@@ -220,3 +220,17 @@ async def test_the_first_tick_after_a_quiet_spell_and_a_wake_is_one_period_later
         dts = carol.transport.frames()[-1][1]["dts"]
         assert len(dts) >= 12
         assert dts == pytest.approx([0.05] * len(dts), abs=1e-3), dts
+
+
+@pytest.mark.parametrize("binding", ["ALARM", "TIMER"])
+async def test_a_newcomer_to_a_sleeping_shard_gets_a_frame_at_once(autojump_clock, binding) -> None:
+    async with open_runtime(objects=OBJECTS, config=config()) as rt:
+        alice = await connect(rt, binding, "arena", "alice")
+        await trio.sleep(0.01)  # well under a period
+        assert alice.transport.ticks() == [1]
+        await alice.close()
+        await trio.sleep(60)
+        assert rt.state_of(getattr(rt.env, binding).getByName("arena")) == "hibernated"
+        bob = await connect(rt, binding, "arena", "bob")
+        await trio.sleep(0.01)
+        assert len(bob.transport.ticks()) == 1
