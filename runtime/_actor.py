@@ -644,7 +644,8 @@ class Actor:
             return
         act.dead = True
         act.error = error
-        act.held = []  # frames held for unconfirmed writes are lost with them
+        if lose_writes or transition is Transition.RESET:
+            act.held = []  # frames held for unconfirmed writes are lost with them
         if transition is Transition.RESET:
             self.runtime._sockets.activation_reset(self, act)
         else:
@@ -658,6 +659,9 @@ class Actor:
                     self.runtime._commit(self, act)
                 except DurableObjectError:
                     db.rollback()
+        # A graceful end committed the writes and released the frames held for
+        # them (the sockets outlive the activation); what is still held is lost.
+        act.held = []
         for scope in list(act.scopes):
             scope.cancel()
         act.output_lot.unpark_all()

@@ -231,3 +231,22 @@ async def test_closing_the_runtime_under_a_socket_event_logs_no_handler_error(au
         await settle()  # the handler is asleep inside the event when the runtime closes
     await settle()
     assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+@pytest.mark.parametrize("end", ["hibernate", "evict"])
+async def test_a_graceful_end_keeps_the_write_and_sends_the_frame_held_for_it(autojump_clock, end) -> None:
+    async with open_runtime(objects={"ROOM": Room}, config=config()) as rt:
+        _alice, a = await connect(rt, "alice")
+        stub = rt.env.ROOM.getByName("lobby")
+
+        def write_send_end(inst, ctx) -> None:
+            ctx.storage.put("x", 1)
+            ctx.getWebSockets()[0].send("held for the write")
+            assert a.sent == []  # the output gate holds it
+            getattr(rt._actor_of(stub), end)()
+
+        with pytest.raises(Exception, match="Network connection lost"):
+            await rt.run_in_object(stub, write_send_end)
+        await settle()
+        assert a.sent == ["held for the write"]  # the write committed, so the frame goes out
+        assert rt.dump_storage(stub)["kv"]["x"] == 1
