@@ -1,7 +1,8 @@
 """Storage hot-path benchmarks (issue: SQL storage API and alarms): our storage beside raw sqlite3.
 
 Every figure is measured side by side with raw inline sqlite3 on the same
-kind of file (WAL, synchronous=NORMAL) in the same process and run, and
+kind of file (WAL, synchronous=NORMAL, exclusive locking, as every object
+database is opened) in the same process and run, and
 reported as a ratio (targets: >= 0.5). No trio: storage runs with a host that
 only counts, so the figures measure the storage layer's own overhead.
 
@@ -79,7 +80,9 @@ def _value(awaitable: Awaitable[Any]) -> Any:
 
 
 def _raw(path: Path) -> sqlite3.Connection:
+    """A raw connection with the settings of an object database (see ``_engine._open``)."""
     conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA locking_mode=EXCLUSIVE")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
