@@ -79,6 +79,8 @@ _SCHEMA: Final = (
 )
 
 
+_KV_PUT: Final = "INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)"
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
@@ -632,14 +634,22 @@ class ObjectDatabase:
         # Surrogate-free str order is code point order, which is UTF-8 byte order.
         return sorted(found.items())
 
+    def kv_put(self, key: str, value: bytes) -> None:
+        """Store one ``key`` and its encoded value in the open batch (the hot path)."""
+        conn = self.write_connection()
+        try:
+            conn.execute(_KV_PUT, (key, value))
+        except sqlite3.Error as exc:
+            raise StorageError(sqlite_error_text(exc)) from exc
+
     def kv_put_many(self, entries: Sequence[tuple[str, bytes]]) -> None:
         """Store every ``(key, encoded value)`` in the open batch."""
         conn = self.write_connection()
         try:
-            if len(entries) == 1:  # the common case; execute is cheaper than executemany
-                conn.execute("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", entries[0])
+            if len(entries) == 1:  # execute is cheaper than executemany
+                conn.execute(_KV_PUT, entries[0])
             else:
-                conn.executemany("INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)", entries)
+                conn.executemany(_KV_PUT, entries)
         except sqlite3.Error as exc:
             raise StorageError(sqlite_error_text(exc)) from exc
 

@@ -366,6 +366,12 @@ class DurableObjectStorage:
         self._now_ms = now_ms
         self._host = host
         self._limits = limits
+        # Entries this small pass every size limit; only bigger ones are checked in detail.
+        self._small_entry = min(
+            n
+            for n in (limits.max_key_bytes, limits.enforced_value_bytes, limits.max_entry_bytes, 2**62)
+            if n is not None
+        )
         self._delete_all_deletes_alarm = compat_delete_all_deletes_alarm
         self._kv = SyncKV(self) if limits.sql_enabled else None
         self._sql: SqlStorage | None = None
@@ -723,10 +729,12 @@ class DurableObjectStorage:
         self._host.check_alive()
         plain, size = _key("put()", key)
         blob = _encode(plain, value)
-        self._limits.check_entry(size, len(blob))
-        self._db.kv_put_many(((plain, blob),))
+        nbytes = size + len(blob)
+        if nbytes > self._small_entry:
+            self._limits.check_entry(size, len(blob))
+        self._db.kv_put(plain, blob)
         self._writes += 1
-        self._bytes_written += size + len(blob)
+        self._bytes_written += nbytes
         self._host.wrote(confirmed=confirmed)
 
     def _delete_many(self, checked: _CheckedKeys, confirmed: bool) -> int:
