@@ -15,10 +15,15 @@ Invariants:
 * ``blockConcurrencyWhile`` and ``storage.transaction`` close the input gate:
   no new event starts until it reopens.
 * Output gate: every output (RPC result, fetch response, an outbound call)
-  waits until the writes made before it are committed. Writes are committed
-  by the runtime's flusher, one SQLite transaction per object per round, so
-  many events share one commit. If the commit fails, the waiting outputs
-  become errors and the object is reset.
+  waits until the writes made before it are committed, one SQLite
+  transaction per batch. The output waiting commits the batch itself: after
+  one scheduling step when other events may be writing too, so many events
+  share one commit (group commit), at once when its task writes alone
+  (``Activation.commit_through``). Writes no output waits for are committed
+  by the runtime's flusher. If a commit fails, the waiting outputs become
+  errors and the object is reset.
+* A handler runs in its caller's task, shielded from the caller's
+  cancellation; a handler that cannot suspend needs no shield and gets none.
 * A hibernated or inactive object owns no task, no timer, no connection.
 * ``reset`` (crash, abort, failed write, failed blockConcurrencyWhile)
   cancels every task of the activation and turns its held outputs into
@@ -28,9 +33,12 @@ Invariants:
 from __future__ import annotations
 
 import contextvars
+import dis
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from types import CodeType, CoroutineType
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import trio
 
@@ -38,7 +46,7 @@ from shards._errors import DurableObjectError, ObjectResetError
 
 from ._lifecycle import Lifecycle, ObjectState, Transition
 from ._object import DurableObjectAbort, DurableObjectState, Pending
-from .storage import DurableObjectStorage, ObjectDatabase
+from .storage import DurableObjectStorage, ObjectDatabase, StorageResult
 
 if TYPE_CHECKING:
     from ._ids import DurableObjectId
@@ -58,6 +66,9 @@ BCW_TIMEOUT_MESSAGE = (
 OVERLOADED_MESSAGE = "Durable Object is overloaded. Too many requests queued."
 CONNECTION_LOST_MESSAGE = "Network connection lost."
 SHUTTING_DOWN_MESSAGE = "The Durable Objects runtime is shutting down."
+#: A lone writer commits at once, but takes a scheduling step once in this
+#: many commits (see Activation.commit_through).
+SOLO_COMMITS = 16
 STORAGE_RESET_MESSAGE = (
     "Internal error in Durable Object storage caused object to be reset; reference = {ref}"
 )
@@ -82,6 +93,48 @@ def reset_error(message: str, *, retryable: bool = False) -> ObjectResetError:
     return err
 
 
+# What awaiting a handler's return value involves (see _await_kind).
+_PLAIN = 0  # not awaitable: the value itself
+_INSTANT = 1  # awaitable, and never yields to trio
+_MAY_SUSPEND = 2
+
+
+def _await_kind(value: object) -> int:
+    """Classify a handler's return value: plain, instantly awaited, or may suspend.
+
+    A coroutine can only suspend at an ``await`` (or ``async with``/``async
+    for``), which compiles to a yield instruction; a coroutine whose code
+    has none runs to its end in one step, so nothing can cancel it half
+    way. Storage results never suspend either. Any other awaitable may.
+    """
+    t = type(value)
+    if t is CoroutineType:
+        code = value.cr_code  # type: ignore[attr-defined]
+        entry = _NO_YIELD.get(id(code))
+        if entry is None or entry[0] is not code:
+            if len(_NO_YIELD) >= _NO_YIELD_MAX:
+                _NO_YIELD.clear()  # only code made at run time (exec, reloads) gets here often
+            entry = _NO_YIELD[id(code)] = (
+                code,
+                not any(ins.opcode in _YIELD_OPCODES for ins in dis.get_instructions(code)),
+            )
+        return _INSTANT if entry[1] else _MAY_SUSPEND
+    if value is None:
+        return _PLAIN
+    if t is StorageResult:
+        return _INSTANT
+    return _MAY_SUSPEND if inspect.isawaitable(value) else _PLAIN
+
+
+#: Yield instructions, by opcode (YIELD_FROM is gone from 3.12 on).
+_YIELD_OPCODES: Final = frozenset(
+    dis.opmap[name] for name in ("YIELD_VALUE", "YIELD_FROM") if name in dis.opmap
+)
+#: id(code) -> (code, has no yield). The code object is kept so its id is never reused.
+_NO_YIELD: dict[int, tuple[CodeType, bool]] = {}
+_NO_YIELD_MAX: Final = 4096
+
+
 class Activation:
     """One life of an object's instance. Implements runtime.storage's ``StorageHost``."""
 
@@ -89,12 +142,15 @@ class Activation:
         "actor",
         "background",
         "committed_seq",
+        "committer",
+        "crowded",
         "ctx",
         "dead",
         "error",
         "evict_delay",
         "gate_closers",
         "gate_seq",
+        "gate_waiters",
         "held",
         "in_flight",
         "instance",
@@ -118,6 +174,12 @@ class Activation:
         self.write_seq = 0  # every write landed in the open batch
         self.gate_seq = 0  # the last write outputs must wait for (not allowUnconfirmed ones)
         self.committed_seq = 0
+        # Group commit (commit_through): the task that made the last commit
+        # after a scheduling step, whether that step found other events
+        # waiting for the same commit, and how many are waiting now.
+        self.committer: trio.lowlevel.Task | None = None
+        self.crowded = False
+        self.gate_waiters = 0
         self.output_lot = trio.lowlevel.ParkingLot()
         self.dead = False
         self.error: BaseException = reset_error(CONNECTION_LOST_MESSAGE, retryable=True)
@@ -177,38 +239,76 @@ class Activation:
             raise self.error
 
     async def output_gate(self) -> None:
-        await self.commit_through(self.gate_seq)
+        if self.committed_seq < self.gate_seq:
+            await self.commit_through(self.gate_seq)
 
     async def commit_through(self, seq: int) -> None:
         """The output gate: return once writes up to ``seq`` are durable.
 
         The waiter commits the open batch itself instead of waiting for the
-        flusher's next round, one scheduling step after the write, so the
-        batch holds every write that events made meanwhile (group commit).
+        flusher's next round. Group commit: it first takes one scheduling
+        step, so every event runnable now adds its writes to this batch
+        before it commits. (Skipping the step when nothing looks runnable
+        was tried: trio takes the whole current batch off its run queue
+        before running it, so concurrent callers are invisible and each
+        committed alone.)
+
+        The step costs a round trip through trio's scheduler, a good part
+        of a small event, and a lone writer gains nothing from it. As we
+        cannot see other writers coming, we go by what the object saw last:
+        if its last commit was made by this same task after a step that
+        found no other event waiting (``crowded`` false), this task writes
+        alone and commits at once. Any other task, or a step that found
+        company, takes the step again. A lone writer still steps every
+        ``SOLO_COMMITS`` commits, so a loop of calls cannot keep other tasks
+        from running for long.
         """
+        if self.committed_seq >= seq or self.commit_alone(seq):
+            return
+        self.gate_waiters += 1
+        try:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        finally:
+            self.gate_waiters -= 1
+        rt = self.actor.runtime
+        rt._unyielded_commits = 0
         if self.committed_seq >= seq:
             return
-        # Group commit: one scheduling step first, so every event runnable
-        # now adds its writes to this batch before it commits. (Skipping the
-        # step when nothing looks runnable was tried: trio takes the whole
-        # current batch off its run queue before running it, so concurrent
-        # callers are invisible and each committed alone.)
-        await trio.lowlevel.cancel_shielded_checkpoint()
-        if self.committed_seq >= seq:
-            return
+        # Whether the step found company decides how the next write commits.
+        self.crowded = self.gate_waiters > 0
+        self.committer = trio.lowlevel.current_task()
+        self._commit_batch()
+        if self.committed_seq < seq:
+            await self.wait_committed(seq)
+
+    def commit_alone(self, seq: int) -> bool:
+        """The first half of :meth:`commit_through`: commit at once if this task writes alone.
+
+        Returns whether writes up to ``seq`` are durable; if not, await
+        :meth:`commit_through`. Never suspends.
+        """
+        rt = self.actor.runtime
+        if (
+            self.committer is not trio.lowlevel.current_task()
+            or self.crowded
+            or rt._unyielded_commits >= SOLO_COMMITS
+        ):
+            return False
+        rt._unyielded_commits += 1
+        self._commit_batch()
+        return self.committed_seq >= seq
+
+    def _commit_batch(self) -> None:
+        """Commit the open batch now (not inside another task's transaction())."""
         if self.dead:
             raise self.error
         actor = self.actor
-        db = actor.db
-        if db is not None and db.dirty and db.can_commit:
-            rt = actor.runtime
-            rt._flusher.forget(actor)
+        if actor.db is not None:
             try:
-                rt._commit(actor, self)
+                actor.runtime._commit(actor, self)  # a no-op inside a transaction()
             except DurableObjectError as exc:
                 actor.reset(exc, lose_writes=True)
                 raise
-        await self.wait_committed(seq)
 
     # -- concurrency controls (ctx) ------------------------------------------
 
@@ -352,6 +452,12 @@ def remote_error(exc: BaseException) -> BaseException:
     return rebuilt
 
 
+class _Breakable(Protocol):
+    """What a call comes through: a stub, which an error that reset the object breaks."""
+
+    _broken: BaseException | None
+
+
 class StubOrder:
     """Per-stub FIFO: calls through one stub start in the order they were issued.
 
@@ -371,6 +477,14 @@ class StubOrder:
         ticket = self._next
         self._next += 1
         return ticket
+
+    def take_if_first(self) -> bool:
+        """Take a ticket and mark it done at once, if no earlier call is outstanding."""
+        if self._serving != self._next:
+            return False
+        self._next += 1
+        self._serving += 1
+        return True
 
     async def wait_turn(self, ticket: int) -> None:
         while self._serving != ticket:
@@ -493,56 +607,102 @@ class Actor:
 
     async def deliver(
         self,
-        invoke: Callable[[Activation], Awaitable[T]],
+        invoke: Callable[[Activation], Any],
         *,
         visible_id: DurableObjectId,
         order: StubOrder | None = None,
-    ) -> T:
+        finish: Callable[[Any], Any] | None = None,
+        breaks: _Breakable | None = None,
+    ) -> Any:
         """Deliver one event and return its result, once the output gate allows.
+
+        ``invoke(act)`` runs the handler: it returns the result, or an
+        awaitable of it. ``finish(result)`` (RPC: copy the result out) runs
+        after it, still inside the event; what it raises is the handler's
+        error. An error that reset the object is also stored as
+        ``breaks._broken`` (the stub the call came through).
 
         The handler runs in the caller's task (a task per event would cost
         more than the event), shielded from the caller's cancellation: a
         caller that gives up never cuts an object's handler in the middle,
         which production never does either; the caller sees its
         cancellation once the handler has finished. Resets (crash, abort,
-        eviction) still cancel the handler through its own scope.
+        eviction) still cancel the handler through its own scope. A handler
+        that cannot suspend (see :func:`_await_kind`) needs neither, and
+        runs without a scope: trio's cancel scopes cost as much as a third
+        of a small event.
         """
-        caller = _current.get()
-        if caller is not None and not caller.dead:
-            # Output gate on outbound calls: a call that follows a write waits for it.
-            await caller.output_gate()
-        act = await self._enter(visible_id, order)
-        result: Any = None
-        failure: BaseException | None = None
-        # One scope, shielded from the caller's cancellation; a reset cancels
-        # it directly (cancelling a shielded scope still cancels its body).
-        with trio.CancelScope(shield=True) as scope:
-            act.scopes.add(scope)
+        try:
+            caller = _current.get()
+            if caller is not None and not caller.dead and caller.committed_seq < caller.gate_seq:
+                # Output gate on outbound calls: a call that follows a write waits for it.
+                await caller.commit_through(caller.gate_seq)
+            # The common case inline: a live object, its input gate open, no
+            # earlier call of this stub outstanding. Else wait in _enter.
+            act = self.act
+            if (
+                act is not None
+                and not act.gate_closers
+                and not self.runtime._closing
+                and self.queued < self.runtime.config.max_queued_events
+                and (order is None or order.take_if_first())
+            ):
+                self._begin_event(act)
+            else:
+                act = await self._enter(visible_id, order)
+            result: Any = None
+            failure: BaseException | None = None
             try:
                 token = _current.set(act)
                 try:
-                    result = await invoke(act)
+                    result = invoke(act)
+                    kind = _await_kind(result)
+                    if kind == _MAY_SUSPEND:
+                        result = await self._run_shielded(act, result)
+                    elif kind == _INSTANT:
+                        result = await result
+                    if finish is not None and not act.dead:
+                        result = finish(result)
                 except DurableObjectAbort:
                     pass  # the activation is already reset; report its error below
                 except Exception as exc:
                     failure = exc
                 finally:
                     _current.reset(token)
-                if not act.dead:
+                if not act.dead and act.committed_seq < act.gate_seq and not act.commit_alone(act.gate_seq):
                     # The reply (value or error) waits for the writes made before it.
                     await act.commit_through(act.gate_seq)
             finally:
-                act.scopes.discard(scope)
                 self._end_event(act)
-        if act.dead:
-            raise act.error
-        if caller is not None and caller.gate_closers > 0 and _in_bcw.get() is not caller:
-            # The reply is an event for the caller: it waits while someone
-            # else holds the caller's input gate (blockConcurrencyWhile).
-            await caller.actor.wait_gate()
-        if failure is not None:
-            raise remote_error(failure) from None
-        return result  # type: ignore[no-any-return]
+            if act.dead:
+                raise act.error
+            if caller is not None and caller.gate_closers > 0 and _in_bcw.get() is not caller:
+                # The reply is an event for the caller: it waits while someone
+                # else holds the caller's input gate (blockConcurrencyWhile).
+                await caller.actor.wait_gate()
+            if failure is not None:
+                raise remote_error(failure) from None
+            return result
+        except BaseException as exc:
+            if breaks is not None and getattr(exc, "durableObjectReset", False):
+                # Production: a stub whose object was reset fails every later call.
+                breaks._broken = exc
+            raise
+
+    @staticmethod
+    async def _run_shielded(act: Activation, awaitable: Awaitable[Any]) -> Any:
+        """Await a handler that may suspend, shielded from the caller's cancellation.
+
+        A reset cancels the scope (cancelling a shielded scope still cancels
+        its body); the caller then reports the activation's error.
+        """
+        with trio.CancelScope(shield=True) as scope:
+            act.scopes.add(scope)
+            try:
+                return await awaitable
+            finally:
+                act.scopes.discard(scope)
+        return None  # cancelled by a reset
 
     async def _enter(self, visible_id: DurableObjectId, order: StubOrder | None) -> Activation:
         """Wait for this call's turn on its stub and for the input gate; activate if needed."""
@@ -587,14 +747,15 @@ class Actor:
 
     def _end_event(self, act: Activation) -> None:
         act.in_flight -= 1
-        if act.in_flight == 0 and not act.dead:
-            db = self.db
-            if db is not None and db.dirty:
-                # allowUnconfirmed writes, or writes of background work made
-                # while events were in flight: nothing else will commit them.
-                self.runtime._flusher.mark_dirty(self)
-        self.last_active = trio.current_time()
-        if act is self.act and act.in_flight == 0:
+        self.last_active = self.runtime._now()
+        if act.in_flight or act.dead:
+            return
+        db = self.db
+        if db is not None and db.dirty:
+            # allowUnconfirmed writes, or writes of background work made
+            # while events were in flight: nothing else will commit them.
+            self.runtime._flusher.mark_dirty(self)
+        if act is self.act:
             self.lifecycle.apply(Transition.IDLE)
             if self.idle_timer is None:
                 self.schedule_idle()

@@ -22,6 +22,11 @@ __all__ = ["Lifecycle", "ObjectState", "Transition"]
 
 
 class ObjectState(enum.Enum):
+    # Enum hashes members by name, in Python; identity is equivalent (members
+    # are singletons compared by identity) and costs nothing. Every event
+    # looks states and transitions up in TRANSITIONS twice.
+    __hash__ = object.__hash__
+
     INACTIVE = "inactive"
     ACTIVE = "active"
     IDLE = "idle"
@@ -29,6 +34,8 @@ class ObjectState(enum.Enum):
 
 
 class Transition(enum.Enum):
+    __hash__ = object.__hash__  # see ObjectState
+
     EVENT = "event"  # an event starts (constructs the instance if needed)
     IDLE = "idle"  # the last in-flight event finished
     HIBERNATE = "hibernate"

@@ -15,7 +15,6 @@ Invariants:
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -121,7 +120,8 @@ class _Flusher:
                 self._lot.unpark_all()
 
     def forget(self, actor: Actor) -> None:
-        self._dirty.pop(actor, None)
+        if self._dirty:
+            self._dirty.pop(actor, None)
 
     def flush_all(self) -> None:
         batch, self._dirty = self._dirty, {}
@@ -163,6 +163,8 @@ class Runtime:
         self._classes = dict(objects)
         self._actors: dict[tuple[str, str], Actor] = {}
         self._nursery: trio.Nursery = None  # type: ignore[assignment]  # set by open_runtime
+        #: trio's clock, read directly: the end of every event reads it.
+        self._now: Callable[[], float] = trio.lowlevel.current_clock().current_time
         self.scheduler = Scheduler()
         self._flusher = _Flusher(self)
         self._alarms = AlarmManager(self)
@@ -177,6 +179,9 @@ class Runtime:
         self._events = 0
         self._commits = 0
         self._committed_writes = 0
+        #: Commits made at an output gate without a scheduling step since the
+        #: last one that took it (Activation.commit_through).
+        self._unyielded_commits = 0
         self._limits = {
             b: (StorageLimits.legacy_kv() if b in config.legacy_kv_bindings else StorageLimits.sqlite())
             for b in objects
@@ -243,6 +248,7 @@ class Runtime:
             return
         if not db.can_commit:
             return  # inside storage.transaction(); committed when its gate opens
+        self._flusher.forget(actor)
         seq = act.write_seq
         try:
             db.commit()
@@ -252,8 +258,10 @@ class Runtime:
         self._commits += 1
         self._committed_writes += seq - act.committed_seq
         act.committed_seq = seq
-        act.output_lot.unpark_all()
-        act.release_held()
+        if act.output_lot:
+            act.output_lot.unpark_all()
+        if act.held:
+            act.release_held()
 
     def _relieve_pool_pressure(self) -> None:
         """Every open connection holds a batch: commit them now so some can close.
@@ -327,15 +335,14 @@ class Runtime:
 
     async def run_in_object(self, stub: DurableObjectStub, fn: Callable[[Any, Any], T | Awaitable[T]]) -> T:
         """Call ``fn(instance, ctx)`` inside the object's turn and return its result (by reference)."""
-        actor = self._actor_of(stub)
+        if not isinstance(stub, DurableObjectStub) or stub._runtime is not self:
+            raise TypeError(f"expected a stub of this runtime, got {stub!r}")
+        actor, visible_id = stub._target()
 
-        async def invoke(act: Activation) -> Any:
-            result = fn(act.instance, act.ctx)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
+        def invoke(act: Activation) -> T | Awaitable[T]:
+            return fn(act.instance, act.ctx)  # the actor awaits it if it is awaitable
 
-        return await actor.deliver(invoke, visible_id=stub.id.for_object())
+        return await actor.deliver(invoke, visible_id=visible_id)  # type: ignore[no-any-return]
 
     def list_ids(self, binding: str) -> list[DurableObjectId]:
         """Ids of the objects of ``binding`` that have run or have storage, sorted by hex."""

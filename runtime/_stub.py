@@ -14,14 +14,13 @@ Invariants:
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from shards._codec import decode, encode
 from shards._errors import CodecError, DurableObjectError
 
-from ._actor import Activation, StubOrder
+from ._actor import Activation, Actor, StubOrder
 from ._http import Request, Response
 from ._ids import DurableObjectId, IdFactory
 from ._object import RESERVED_NAMES
@@ -39,12 +38,13 @@ _NO_FETCH = "Handler does not export a fetch() function."
 class DurableObjectNamespace:
     """``env.BINDING``: ids and stubs for one Durable Object class."""
 
-    __slots__ = ("_binding", "_ids", "_runtime")
+    __slots__ = ("_binding", "_ids", "_runtime", "_stub_class")
 
     def __init__(self, runtime: Runtime, binding: str, ids: IdFactory) -> None:
         self._runtime = runtime
         self._binding = binding
         self._ids = ids
+        self._stub_class: type[DurableObjectStub] | None = None
 
     def __repr__(self) -> str:
         return f"<DurableObjectNamespace {self._binding}>"
@@ -65,7 +65,10 @@ class DurableObjectNamespace:
         # An id from another namespace is refused, as production does.
         self._ids.idFromString(id.toString())
         _check_options(options, {"locationHint"}, "get")
-        return DurableObjectStub(self._runtime, self._binding, id)
+        stub_class = self._stub_class
+        if stub_class is None:
+            stub_class = self._stub_class = _stub_class_for(self._runtime._classes[self._binding])
+        return stub_class(self._runtime, self._binding, id)
 
     def getByName(self, name: str, options: dict[str, Any] | None = None) -> DurableObjectStub:
         """Shorthand for ``get(idFromName(name))``."""
@@ -88,8 +91,17 @@ def _check_options(options: dict[str, Any] | None, allowed: set[str], where: str
         raise TypeError(f"{where}() got unknown option(s): {', '.join(sorted(unknown))}")
 
 
+# Values that cross unchanged: immutable, read back equal, and at most 9 bytes
+# encoded. Ints go the long way outside a range every codec version accepts.
+_PLAIN: Final = frozenset({type(None), bool, float})
+_SMALL_INT: Final = 2**63
+
+
 def _cross(value: Any, limit: int, what: str) -> Any:
     """Copy ``value`` across the RPC boundary, refusing what production refuses."""
+    t = type(value)
+    if (t in _PLAIN or (t is int and -_SMALL_INT <= value < _SMALL_INT)) and limit >= 9:
+        return value  # what the codec would give back, without the round trip
     try:
         data = encode(value)
     except CodecError as exc:
@@ -99,10 +111,25 @@ def _cross(value: Any, limit: int, what: str) -> Any:
     return decode(data)
 
 
+def _cross_args(args: tuple[Any, ...], limit: int) -> list[Any]:
+    """Copy RPC arguments across the boundary (see :func:`_cross`)."""
+    for arg in args:
+        t = type(arg)
+        if t is int:
+            if not -_SMALL_INT <= arg < _SMALL_INT:
+                break
+        elif t not in _PLAIN:
+            break
+    else:
+        if 9 * len(args) + 5 <= limit:  # a msgpack array header is at most 5 bytes
+            return list(args)
+    return _cross(list(args), limit, "arguments")  # type: ignore[no-any-return]
+
+
 class DurableObjectStub:
     """A client for one object. ``await stub.method(*args)`` calls it; ``fetch`` sends a Request."""
 
-    __slots__ = ("_binding", "_broken", "_order", "_runtime", "id", "name")
+    __slots__ = ("_binding", "_broken", "_order", "_route", "_runtime", "id", "name")
 
     def __init__(self, runtime: Runtime, binding: str, object_id: DurableObjectId) -> None:
         self._runtime = runtime
@@ -111,24 +138,32 @@ class DurableObjectStub:
         self.name = object_id.name
         self._order = StubOrder()
         self._broken: BaseException | None = None
+        # The actor and the id it sees, looked up on the first call (making a
+        # stub must not touch the runtime's tables).
+        self._route: tuple[Actor, DurableObjectId] | None = None
 
     def __repr__(self) -> str:
         return f"<DurableObjectStub {self._binding} {self.id.toString()}>"
 
-    async def _call(self, invoke: Callable[[Activation], Awaitable[Any]]) -> Any:
+    def _target(self) -> tuple[Actor, DurableObjectId]:
+        """The object's actor and the id it sees as ``ctx.id``."""
+        route = self._route
+        if route is None:
+            route = self._route = (self._runtime._actor_for(self._binding, self.id), self.id.for_object())
+        return route
+
+    def _call(
+        self, invoke: Callable[[Activation], Any], finish: Callable[[Any], Any] | None = None
+    ) -> Awaitable[Any]:
+        """Deliver an event to the object; the returned coroutine runs it."""
         if self._broken is not None:
-            raise self._broken
-        actor = self._runtime._actor_for(self._binding, self.id)
-        try:
-            return await actor.deliver(invoke, visible_id=self.id.for_object(), order=self._order)
-        except DurableObjectError as exc:
-            if exc.durableObjectReset:
-                self._broken = exc
-            raise
-        except BaseException as exc:
-            if getattr(exc, "durableObjectReset", False):
-                self._broken = exc
-            raise
+            return self._fail(self._broken)
+        actor, visible_id = self._route or self._target()
+        return actor.deliver(invoke, visible_id=visible_id, order=self._order, finish=finish, breaks=self)
+
+    @staticmethod
+    async def _fail(error: BaseException) -> Any:
+        raise error
 
     async def fetch(
         self, input: str | Request, init: dict[str, Any] | None = None, **kwargs: Any
@@ -141,23 +176,60 @@ class DurableObjectStub:
         options = dict(init or {}, **kwargs)
         request = input if isinstance(input, Request) and not options else Request(input, **options)
 
-        async def invoke(act: Activation) -> Response:
+        def invoke(act: Activation) -> Any:
             handler = getattr(act.instance, "fetch", None)
             if handler is None:
                 raise TypeError(_NO_FETCH)
-            response = handler(request)
-            if inspect.isawaitable(response):
-                response = await response
+            return handler(request)  # the actor awaits it if it is awaitable
+
+        def finish(response: Any) -> Response:
             if not isinstance(response, Response):
                 raise TypeError(f"fetch() must return a Response, got {type(response).__name__}")
             return response
 
-        return await self._call(invoke)  # type: ignore[no-any-return]
+        return await self._call(invoke, finish)  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
         if name.startswith("_"):
             raise AttributeError(name)
         return _RpcMethod(self, name)
+
+
+class _RpcAttribute:
+    """``stub.<method>`` for a method the object's class defines, without ``__getattr__``.
+
+    Python reaches ``__getattr__`` only after a failed lookup, which costs
+    more than the rest of building the call; a descriptor on the stub's
+    class is found at once. It gives what ``__getattr__`` would.
+    """
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __get__(self, stub: DurableObjectStub | None, owner: type | None = None) -> Any:
+        if stub is None:
+            return self
+        return _RpcMethod(stub, self._name)
+
+
+def _stub_class_for(object_class: type) -> type[DurableObjectStub]:
+    """A stub class for ``object_class``: one :class:`_RpcAttribute` per public method.
+
+    Other names still go through ``DurableObjectStub.__getattr__`` (methods
+    added later, mistakes, which fail when called, as in production).
+    """
+    names = sorted(
+        name
+        for name in dir(object_class)
+        if not name.startswith("_")
+        and not hasattr(DurableObjectStub, name)
+        and callable(getattr(object_class, name, None))
+    )
+    namespace: dict[str, Any] = {"__slots__": (), "__module__": DurableObjectStub.__module__}
+    namespace.update((name, _RpcAttribute(name)) for name in names)
+    return type("DurableObjectStub", (DurableObjectStub,), namespace)
 
 
 class _RpcMethod:
@@ -173,21 +245,19 @@ class _RpcMethod:
                 f"RPC method {self._name}() got keyword arguments ({', '.join(sorted(kwargs))}); "
                 "RPC calls take positional arguments only"
             )
-        limit = self._stub._runtime.config.rpc_max_bytes
+        stub = self._stub
+        limit = stub._runtime.config.rpc_max_bytes
         # Serialize at the call, so the caller's later mutations cannot leak in.
-        payload = _cross(list(args), limit, "arguments")
-        return self._invoke(payload, limit)
-
-    async def _invoke(self, payload: list[Any], limit: int) -> Any:
+        payload = _cross_args(args, limit)
         name = self._name
 
-        async def invoke(act: Activation) -> Any:
+        def invoke(act: Activation) -> Any:
             method = None if name in RESERVED_NAMES else getattr(act.instance, name, None)
             if method is None or not callable(method):
                 raise TypeError(_NO_METHOD.format(name=name))
-            result = method(*payload)
-            if inspect.isawaitable(result):
-                result = await result
+            return method(*payload)  # the actor awaits it if it is awaitable
+
+        def finish(result: Any) -> Any:
             return _cross(result, limit, "result")
 
-        return await self._stub._call(invoke)
+        return stub._call(invoke, finish)

@@ -15,6 +15,7 @@ import trio.testing
 from runtime import (
     DurableObject,
     DurableObjectError,
+    DurableObjectStub,
     ObjectResetError,
     RemoteError,
     Response,
@@ -445,6 +446,163 @@ async def test_group_commit_many_concurrent_callers_share_commits(autojump_clock
         assert after.committed_writes - before.committed_writes == 64
         # 64 events that write at the same moment share a commit or two, not 64.
         assert after.commits - before.commits <= 2
+
+
+async def test_group_commit_concurrent_sequential_callers_share_every_commit(autojump_clock) -> None:
+    """Two tasks each writing in a loop: their events keep meeting in one commit."""
+    async with open_runtime(objects={"COUNTER": Counter}, config=config()) as rt:
+        stub = rt.env.COUNTER.getByName("a")
+        for _ in range(5):
+            await stub.increment(0)  # this task has been writing alone so far
+        before = rt.statistics()
+
+        async def caller() -> None:
+            mine = rt.env.COUNTER.getByName("a")
+            for _ in range(20):
+                await mine.increment(1)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(caller)
+            nursery.start_soon(caller)
+        after = rt.statistics()
+        assert await stub.read("n") == 40
+        assert after.committed_writes - before.committed_writes == 40
+        assert after.commits - before.commits <= 21
+
+
+async def test_a_lone_writer_commits_each_event_at_once_and_lets_other_tasks_run(autojump_clock) -> None:
+    """Without company, each reply commits its own write; a loop still yields now and then."""
+    from runtime._actor import SOLO_COMMITS
+
+    async with open_runtime(objects={"COUNTER": Counter}, config=config()) as rt:
+        stub = rt.env.COUNTER.getByName("a")
+        await stub.increment(0)
+        steps = 0
+
+        async def ticker() -> None:
+            nonlocal steps
+            while True:
+                await trio.lowlevel.checkpoint()
+                steps += 1
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await trio.lowlevel.checkpoint()
+            start = steps
+            before = rt.statistics().commits
+            # A scheduling step in every SOLO_COMMITS + 1 events: five of them
+            # (the other task may not have run in the last one's yet).
+            for i in range(1, 5 * (SOLO_COMMITS + 1) + 1):
+                assert await stub.increment(1) == i
+                assert rt.statistics().commits == before + i  # durable before the reply
+            assert steps - start >= 4
+            nursery.cancel_scope.cancel()
+
+
+def test_handlers_that_cannot_suspend_are_told_apart_from_those_that_may() -> None:
+    """Only a handler that may suspend needs the shielded cancel scope."""
+    from runtime._actor import _INSTANT, _MAY_SUSPEND, _PLAIN, _await_kind
+    from runtime.storage import StorageResult
+
+    async def no_await() -> int:
+        return 1
+
+    async def awaits() -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def async_with() -> None:
+        async with trio.open_nursery():
+            pass
+
+    class Awaitable:
+        def __await__(self):
+            yield from ()
+
+    for fn, kind in [(no_await, _INSTANT), (awaits, _MAY_SUSPEND), (async_with, _MAY_SUSPEND)]:
+        coro = fn()
+        assert _await_kind(coro) == kind, fn.__name__
+        assert _await_kind(coro) == kind, fn.__name__  # cached
+        coro.close()
+    assert _await_kind(StorageResult(1)) == _INSTANT
+    assert _await_kind(Awaitable()) == _MAY_SUSPEND
+    assert _await_kind(None) == _PLAIN
+    assert _await_kind({"a": 1}) == _PLAIN
+
+
+async def test_stubs_reach_methods_their_class_did_not_have_when_made(autojump_clock) -> None:
+    class Late(DurableObject):
+        async def early(self) -> str:
+            return "early"
+
+    async with open_runtime(objects={"L": Late}, config=config()) as rt:
+        stub = rt.env.L.getByName("l")
+        assert isinstance(stub, DurableObjectStub)
+        assert await stub.early() == "early"
+
+        async def late(self) -> str:
+            return "late"
+
+        Late.late = late  # type: ignore[attr-defined]
+        assert await stub.late() == "late"
+        assert await rt.env.L.getByName("l").late() == "late"
+
+
+class Patient(DurableObject):
+    """Handlers that suspend, with and without a cancel scope of their own open."""
+
+    async def slow(self, key: str) -> str:
+        await trio.sleep(5)
+        self.ctx.storage.put(key, "done")
+        return "done"
+
+    async def slow_in_scope(self, key: str) -> str:
+        with trio.move_on_after(100):
+            await trio.sleep(5)
+            self.ctx.storage.put(key, "done")
+        return "done"
+
+    async def slow_in_nursery(self, key: str) -> str:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep, 1)
+            await trio.sleep(5)
+            self.ctx.storage.put(key, "done")
+        return "done"
+
+    async def read(self, key: str) -> Any:
+        return await self.ctx.storage.get(key)
+
+
+SUSPENDING = ["slow", "slow_in_scope", "slow_in_nursery"]
+
+
+@pytest.mark.parametrize("method", SUSPENDING)
+async def test_a_caller_that_gives_up_never_cuts_the_handler(method: str, autojump_clock) -> None:
+    """The handler runs in the caller's task but outside its cancellation."""
+    async with open_runtime(objects={"P": Patient}, config=config()) as rt:
+        stub = rt.env.P.getByName("p")
+        with trio.move_on_after(1):
+            await getattr(stub, method)("k")
+        assert await stub.read("k") == "done"
+
+
+@pytest.mark.parametrize("method", SUSPENDING)
+async def test_a_reset_cuts_a_suspended_handler(method: str, autojump_clock) -> None:
+    async with open_runtime(objects={"P": Patient}, config=config()) as rt:
+        stub = rt.env.P.getByName("p")
+        result: list[Any] = []
+
+        async def call() -> None:
+            try:
+                result.append(await getattr(stub, method)("k"))
+            except DurableObjectError as exc:
+                result.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call)
+            await trio.sleep(2)
+            await rt.crash(stub)
+        assert isinstance(result[0], ObjectResetError)
+        assert await rt.env.P.getByName("p").read("k") is None
 
 
 async def test_state_dir_survives_reopen_and_list_ids(tmp_path, autojump_clock) -> None:
