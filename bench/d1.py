@@ -3,20 +3,37 @@
 Figures, one JSON line each:
 
 * Single-statement INSERT per second through ``env.DB``-style calls
-  (``prepare().bind().run()``, trio driver, file on disk, WAL +
-  synchronous=NORMAL) and through raw inline sqlite3 on an identical file,
-  measured side by side in this run; the ratio (target: >= 50 %).
+  (``prepare().bind().run()``, trio driver, file on disk) and through raw
+  inline sqlite3 on an identical file, measured side by side in this run;
+  the ratio (target: >= 50 %).
 * Point SELECT by primary key per second, the same way (``first()`` vs
   ``execute().fetchone()``).
 * ``batch()`` of 100 and of 1,000 INSERTs, in rows/s.
 * Point SELECTs awaited inside an object's event, where every call passes a
   full trio checkpoint (the input gate opens); outside objects a call yields
   only when other tasks are queued, or every 16th call.
-* Where a point SELECT's time goes: the same calls without any yield, and a
-  bare checkpoint.
+* Where the time of a point SELECT and of an INSERT goes, in microseconds
+  per call (``*_us_*``), rung by rung: raw sqlite3; the D1 core and trio
+  driver alone (``query_sync``: statement cache, the cursor, the outcome,
+  the bookmark, for INSERT the size after it); plus the gates (output gate
+  or cancellation check and a yield every 16th call); plus result shaping
+  (``first()``'s dict, ``run()``'s ``D1Result`` and ``meta``); the whole API
+  call (``prepare()``, ``bind()``, its coroutine). A bare trio checkpoint too.
 
-Each pair alternates D1 and raw rounds and keeps the median of 3, so a
-noisy neighbour hits both sides. Cloudflare's local runtime measured
+The baseline is like for like. Raw sqlite3 gets the connection the D1
+driver opens, minus what D1 adds (the authorizer, production's limits):
+``isolation_level=None`` (autocommit, one transaction per INSERT),
+``timeout=0``, ``check_same_thread=False``, WAL and ``synchronous=NORMAL``
+(checked against the D1 connection each round), the default statement
+cache. It runs the same SQL text with the same single bound value, on its
+own file that holds the same rows. Both sides start each round with their
+WAL folded into the file (the last connection to close checkpoints it).
+The raw side returns a tuple where D1 returns a dict and meta, which is
+the point of comparing.
+
+Each pair alternates D1 and raw runs over 5 rounds and keeps the medians;
+a ratio is the median of the rounds' ratios (see ``_pair``), so a noisy
+neighbour hits both sides. Cloudflare's local runtime measured
 ~2,900 single INSERTs/s and ~38,000 batched rows/s on our machine
 (reference/measured-limits.md). ``SHARDSIM_BENCH_SCALE`` scales the counts.
 """
@@ -31,19 +48,22 @@ import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import trio
 
 from runtime import DurableObject, open_runtime
 from runtime.d1 import D1Database, close_d1, open_d1
-from runtime.d1._core import first_of
+from runtime.d1._core import first_of, result_of
 from runtime.d1._trio import TrioDriver
 
 from ._report import report
 
+T = TypeVar("T")
+
 SUITE = "d1"
 SCALE = float(os.environ.get("SHARDSIM_BENCH_SCALE", "1.0"))
-ROUNDS = 3
+ROUNDS = 5
 SCHEMA = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)"
 INSERT = "INSERT INTO t (v) VALUES (?)"
 SELECT = "SELECT id, v FROM t WHERE id = ?"
@@ -54,11 +74,34 @@ def _n(base: int) -> int:
 
 
 def _raw(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None)
+    # The D1 driver's settings (runtime.d1._trio.connect), written out: see the module docstring.
+    conn = sqlite3.connect(path, isolation_level=None, timeout=0, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
     return conn
+
+
+def _settings(conn: sqlite3.Connection) -> tuple[object, ...]:
+    return (
+        conn.isolation_level,
+        conn.execute("PRAGMA journal_mode").fetchone()[0],
+        conn.execute("PRAGMA synchronous").fetchone()[0],
+    )
+
+
+def _check_like_for_like(raw: sqlite3.Connection, db: D1Database) -> None:
+    driver = db._driver
+    assert isinstance(driver, TrioDriver)
+    conn = driver._conn
+    assert conn is not None
+    # The authorizer refuses these PRAGMAs to user SQL; ours is the bench's own check.
+    driver.engine.authorizer.internal = True
+    try:
+        d1 = _settings(conn)
+    finally:
+        driver.engine.authorizer.internal = False
+    assert _settings(raw) == d1, f"raw sqlite3 {_settings(raw)} != D1 {d1}"
 
 
 def raw_inserts(path: Path, n: int) -> float:
@@ -83,7 +126,7 @@ def raw_selects(path: Path, n: int, rows: int) -> float:
     return n / elapsed
 
 
-async def _with_db(path: Path, fn: Callable[[D1Database], Awaitable[float]]) -> float:
+async def _with_db(path: Path, fn: Callable[[D1Database], Awaitable[T]]) -> T:
     db = open_d1(path)
     try:
         await db.exec("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT NOT NULL)")
@@ -112,18 +155,66 @@ def d1_selects(path: Path, n: int, rows: int) -> float:
     return trio.run(_with_db, path, body)
 
 
-def d1_selects_inline(path: Path, n: int, rows: int) -> float:
-    """The same calls run by the core and the driver without the trio checkpoint (where the time goes)."""
+def _us(calls: int, start: float) -> float:
+    return (time.perf_counter() - start) / calls * 1e6
 
-    async def body(db: D1Database) -> float:
+
+def breakdown(d1_path: Path, raw_path: Path, n: int, rows: int) -> dict[str, float]:
+    """Microseconds per call of each rung (see the module docstring), INSERT and point SELECT."""
+
+    async def body(db: D1Database) -> dict[str, float]:
         driver = db._driver
         assert isinstance(driver, TrioDriver)
-        start = time.perf_counter()
-        for i in range(n):
-            first_of(driver.query_sync(SELECT, (i % rows + 1,)), None)
-        return n / (time.perf_counter() - start)
+        raw = _raw(raw_path)
+        _check_like_for_like(raw, db)
+        out: dict[str, float] = {}
+        try:
+            t = time.perf_counter()
+            for i in range(n):
+                raw.execute(SELECT, (i % rows + 1,)).fetchone()
+            out["select_raw_sqlite3"] = _us(n, t)
+            t = time.perf_counter()
+            for i in range(n):
+                driver.query_sync(SELECT, (i % rows + 1,), False)
+            out["select_d1_core"] = _us(n, t)
+            t = time.perf_counter()
+            for i in range(n):
+                await driver.query(SELECT, (i % rows + 1,), False)
+            out["select_d1_core_gates"] = _us(n, t)
+            t = time.perf_counter()
+            for i in range(n):
+                first_of(await driver.query(SELECT, (i % rows + 1,), False), None)
+            out["select_d1_core_gates_shaping"] = _us(n, t)
+            t = time.perf_counter()
+            for i in range(n):
+                await db.prepare(SELECT).bind(i % rows + 1).first()
+            out["select_d1_api"] = _us(n, t)
 
-    return trio.run(_with_db, path, body)
+            t = time.perf_counter()
+            for i in range(n):
+                raw.execute(INSERT, (f"value {i}",))
+            out["insert_raw_sqlite3"] = _us(n, t)
+            t = time.perf_counter()
+            for i in range(n):
+                driver.query_sync(INSERT, (f"value {i}",), True)
+            out["insert_d1_core"] = _us(n, t)
+            t = time.perf_counter()
+            for i in range(n):
+                await driver.query(INSERT, (f"value {i}",), True)
+            out["insert_d1_core_gates"] = _us(n, t)
+            t = time.perf_counter()
+            for i in range(n):
+                result_of(await driver.query(INSERT, (f"value {i}",), True))
+            out["insert_d1_core_gates_shaping"] = _us(n, t)
+            t = time.perf_counter()
+            for i in range(n):
+                await db.prepare(INSERT).bind(f"value {i}").run()
+            out["insert_d1_api"] = _us(n, t)
+        finally:
+            raw.close()
+        return out
+
+    return trio.run(_with_db, d1_path, body)
 
 
 class Reader(DurableObject):
@@ -190,12 +281,25 @@ def raw_batches(path: Path, size: int, batches: int) -> float:
     return size * batches / elapsed
 
 
-def _pair(d1: Callable[[], float], raw: Callable[[], float]) -> tuple[float, float]:
-    d1_rates, raw_rates = [], []
-    for _ in range(ROUNDS):
-        d1_rates.append(d1())
-        raw_rates.append(raw())
-    return statistics.median(d1_rates), statistics.median(raw_rates)
+def _pair(d1: Callable[[], float], raw: Callable[[], float]) -> tuple[float, float, float]:
+    """Median D1 rate, median raw rate, and the median of each round's D1/raw ratio in %.
+
+    The ratio is taken within a round, from two runs next to each other, so a
+    burst of load from a neighbour skews one round rather than one side; who
+    runs first alternates from round to round.
+    """
+    d1_rates, raw_rates, ratios = [], [], []
+    for i in range(ROUNDS):
+        if i % 2:
+            raw_rate = raw()
+            d1_rate = d1()
+        else:
+            d1_rate = d1()
+            raw_rate = raw()
+        d1_rates.append(d1_rate)
+        raw_rates.append(raw_rate)
+        ratios.append(100.0 * d1_rate / raw_rate)
+    return statistics.median(d1_rates), statistics.median(raw_rates), statistics.median(ratios)
 
 
 def run() -> None:
@@ -204,29 +308,32 @@ def run() -> None:
         d1_path, raw_path = root / "d1.sqlite", root / "raw.sqlite"
 
         n = _n(10_000)
-        d1_rate, raw_rate = _pair(lambda: d1_inserts(d1_path, n), lambda: raw_inserts(raw_path, n))
+        d1_rate, raw_rate, ratio = _pair(lambda: d1_inserts(d1_path, n), lambda: raw_inserts(raw_path, n))
         report(SUITE, "insert_single_d1", d1_rate, "inserts/s", n=n)
         report(SUITE, "insert_single_raw_sqlite3", raw_rate, "inserts/s", n=n)
-        report(SUITE, "insert_single_d1_vs_raw", 100.0 * d1_rate / raw_rate, "%", target=">= 50")
+        report(SUITE, "insert_single_d1_vs_raw", ratio, "%", target=">= 50", rounds=ROUNDS)
 
         rows = n * ROUNDS
         m = _n(25_000)
-        d1_rate, raw_rate = _pair(
+        d1_rate, raw_rate, ratio = _pair(
             lambda: d1_selects(d1_path, m, rows), lambda: raw_selects(raw_path, m, rows)
         )
         report(SUITE, "point_select_d1", d1_rate, "selects/s", n=m)
         report(SUITE, "point_select_raw_sqlite3", raw_rate, "selects/s", n=m)
-        report(SUITE, "point_select_d1_vs_raw", 100.0 * d1_rate / raw_rate, "%", target=">= 50")
+        report(SUITE, "point_select_d1_vs_raw", ratio, "%", target=">= 50", rounds=ROUNDS)
 
         rate = statistics.median(d1_selects_in_object(m, rows) for _ in range(ROUNDS))
         report(SUITE, "point_select_d1_inside_object", rate, "selects/s", n=m)
-        rate = statistics.median(d1_selects_inline(d1_path, m, rows) for _ in range(ROUNDS))
-        report(SUITE, "point_select_d1_without_checkpoint", rate, "selects/s", n=m)
-        rate = statistics.median(trio_checkpoints(m) for _ in range(ROUNDS))
-        report(SUITE, "trio_checkpoint", rate, "checkpoints/s", n=m)
+        k = _n(10_000)
+        ladders = [breakdown(d1_path, raw_path, k, rows) for _ in range(ROUNDS)]
+        for rung in ladders[0]:
+            us = statistics.median(ladder[rung] for ladder in ladders)
+            report(SUITE, f"{rung.split('_', 1)[0]}_us_{rung.split('_', 1)[1]}", us, "us/call", n=k)
+        us = statistics.median(1e6 / trio_checkpoints(m) for _ in range(ROUNDS))
+        report(SUITE, "trio_checkpoint_us", us, "us/call", n=m)
 
         for size, batches in ((100, max(5, int(100 * SCALE))), (1000, max(2, int(20 * SCALE)))):
-            d1_rate, raw_rate = _pair(
+            d1_rate, raw_rate, _ = _pair(
                 partial(d1_batches, d1_path, size, batches), partial(raw_batches, raw_path, size, batches)
             )
             report(SUITE, f"batch_{size}_inserts_d1", d1_rate, "rows/s", batches=batches)

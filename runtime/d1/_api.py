@@ -31,6 +31,7 @@ from ._core import (
     Step,
     convert_bind_value,
     first_of,
+    is_plain,
     raw_of,
     result_of,
 )
@@ -52,8 +53,8 @@ class Driver(Protocol):
         """Run ``call`` against the database and return its result (raising its error)."""
         ...
 
-    async def query(self, sql: str, params: Sequence[SqlValue]) -> Outcome:
-        """Run one prepared statement (``engine.query``), however the driver likes best."""
+    async def query(self, sql: str, params: Sequence[SqlValue], meta: bool) -> Outcome:
+        """Run one prepared statement (``engine.query(sql, params, meta)``), however the driver likes best."""
         ...
 
     def invocation(self) -> object:
@@ -81,12 +82,13 @@ class _Target:
                 raise
         return driver.run(call)
 
-    def _query(self, statement: D1PreparedStatement) -> Awaitable[Outcome]:
+    def _query(self, statement: D1PreparedStatement, meta: bool) -> Awaitable[Outcome]:
+        # meta: whether the caller shows ``meta`` (see Engine.query).
         driver = self._driver
         budget = driver.engine.budget
         if budget.limit is not None:
             budget.charge(driver.invocation(), 1)
-        return driver.query(statement.statement, statement.params)
+        return driver.query(statement.statement, statement.params, meta)
 
     async def _batch(self, statements: Sequence[D1PreparedStatement]) -> list[JsDict]:
         calls: list[tuple[str, Sequence[SqlValue]]] = []
@@ -123,7 +125,8 @@ class D1PreparedStatement:
         bound = object.__new__(D1PreparedStatement)  # skip __init__'s checks: they passed for self
         bound._target = self._target
         bound.statement = self.statement
-        bound.params = tuple([convert_bind_value(v) for v in values])
+        # Most values pass unchanged: check them all at once before converting one by one.
+        bound.params = values if is_plain(values) else tuple([convert_bind_value(v) for v in values])
         return bound
 
     async def all(self) -> JsDict:
@@ -132,11 +135,11 @@ class D1PreparedStatement:
         Raises:
             D1QueryError: SQLite's error as ``D1_ERROR: <message>: SQLITE_<CODE>``.
         """
-        return result_of(await self._target._query(self))
+        return result_of(await self._target._query(self, True))
 
     async def run(self) -> JsDict:
         """The same as :meth:`all` (production returns rows from ``run()`` too)."""
-        return result_of(await self._target._query(self))  # not `await self.all()`: one frame less
+        return result_of(await self._target._query(self, True))  # not `await self.all()`: one frame less
 
     async def first(self, column: str | None = None) -> Any:
         """The first row (a dict), or with ``column`` that row's value; None when no rows.
@@ -144,7 +147,7 @@ class D1PreparedStatement:
         Raises:
             D1ColumnNotFound: rows exist but have no column ``column``.
         """
-        return first_of(await self._target._query(self), column)
+        return first_of(await self._target._query(self, False), column)
 
     async def raw(
         self, options: Mapping[str, Any] | None = None, *, columnNames: bool = False
@@ -155,7 +158,7 @@ class D1PreparedStatement:
         arguments into an options object); ``raw({"columnNames": True})`` works too.
         """
         with_names = bool(options.get("columnNames", False)) if options is not None else columnNames
-        return raw_of(await self._target._query(self), with_names)
+        return raw_of(await self._target._query(self, False), with_names)
 
 
 class D1DatabaseSession(_Target):
@@ -188,8 +191,8 @@ class D1DatabaseSession(_Target):
         self._observe()
         return result
 
-    async def _query(self, statement: D1PreparedStatement) -> Outcome:
-        outcome = await super()._query(statement)
+    async def _query(self, statement: D1PreparedStatement, meta: bool) -> Outcome:
+        outcome = await super()._query(statement, meta)
         self._observe()
         return outcome
 

@@ -74,9 +74,9 @@ class AsyncioDriver:
             finally:
                 call.close()
 
-    async def query(self, sql: str, params: Sequence[SqlValue]) -> Outcome:
+    async def query(self, sql: str, params: Sequence[SqlValue], meta: bool = True) -> Outcome:
         """One prepared statement: the core's ``query`` generator, step by step."""
-        return await self.run(self.engine.query(sql, params))
+        return await self.run(self.engine.query(sql, params, meta))
 
     async def _step(self, step: Execute) -> Executed | StepFailed:
         if self._closed:

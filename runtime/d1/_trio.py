@@ -22,18 +22,33 @@ Invariants:
 * ``timeout=0``: a database locked by another process (a CLI run while the
   dev server writes) fails at once with SQLITE_BUSY rather than blocking
   the trio thread.
+* ``meta.size_after`` is what ``PRAGMA page_count`` reports after the write.
+  On a WAL file the driver reads that number from SQLite's WAL-index header
+  (:class:`WalPages`) instead of running the PRAGMA, which after a write
+  costs half an INSERT; whenever the header cannot be trusted it runs the
+  PRAGMA.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import sqlite3
-from collections.abc import Callable, Generator, Sequence
-from typing import TypeVar
+import struct
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Final, TypeVar
 
 import trio
 
-from runtime._actor import current_activation
+from runtime._actor import Activation, current_activation
+
+try:
+    # Holds trio's run queue, which current_statistics().tasks_runnable counts (_tasks_runnable).
+    from trio._core._run import GLOBAL_RUN_CONTEXT as _RUN_CONTEXT
+
+    _HAVE_RUN_CONTEXT = True
+except ImportError:  # pragma: no cover - a trio that moved it; the public API answers instead
+    _HAVE_RUN_CONTEXT = False
 
 from ._api import D1Database
 from ._core import (
@@ -52,7 +67,34 @@ from ._core import (
 #: Calls between two yields to trio when no other task is runnable (see ``_gates``).
 _POLL_EVERY = 16
 
-__all__ = ["TrioDriver", "close_d1", "configure_connection", "connect", "execute_step", "open_d1"]
+
+def _tasks_runnable() -> int:
+    """``trio.lowlevel.current_statistics().tasks_runnable``, for a twentieth of the cost.
+
+    The public call builds the whole statistics record, I/O backend included
+    (which counts every registered socket): about 22,000 instructions, more
+    than a point query in SQLite, on every D1 call outside an object. This
+    reads the one number from the run queue (about 1,200), and falls back to
+    the public call if trio's internals ever move (tests/runtime/d1/test_trio.py
+    pins that the two agree).
+    """
+    if _HAVE_RUN_CONTEXT:
+        try:
+            return len(_RUN_CONTEXT.runner.runq)
+        except AttributeError:  # not in trio.run, or a trio whose runner changed shape
+            pass
+    return trio.lowlevel.current_statistics().tasks_runnable
+
+
+__all__ = [
+    "TrioDriver",
+    "WalPages",
+    "close_d1",
+    "configure_connection",
+    "connect",
+    "execute_step",
+    "open_d1",
+]
 
 T = TypeVar("T")
 
@@ -73,6 +115,83 @@ def execute_step(conn: sqlite3.Connection, authorizer: Authorizer, step: Execute
         return StepFailed(exc)
     finally:
         authorizer.internal = False
+
+
+# The WAL-index header (https://sqlite.org/walformat.html, "The WAL-Index Header"): two
+# copies of 48 bytes at the start of the -shm file, in native byte order. A writer updates
+# the second copy, then the first; a reader that finds them equal has a consistent header.
+_HEADER_BYTES: Final = 48
+_WAL_INDEX_VERSION: Final = 3007000
+#: iVersion, iChange, isInit, szPage, mxFrame, nPage (then checksums and salts, skipped).
+_HEADER: Final = struct.Struct("=I4xIBxHII24x")
+_IS_INIT: Final = 12
+_N_PAGE: Final = struct.Struct("=20xI")
+
+
+class WalPages:
+    """The database size in pages, read from SQLite's WAL-index header (the ``-shm`` file).
+
+    In WAL mode every commit writes the database size in pages (``nPage``)
+    into the header before ``execute`` returns, and ``PRAGMA page_count`` reports
+    that number. Reading it from a read-only mapping costs a fraction of a
+    microsecond; the PRAGMA after a write opens a read transaction that moves
+    the connection's WAL read mark (four fcntl calls), half the cost of the
+    INSERT it follows (bench/d1.py).
+
+    Made by :meth:`open` only when the header checks out against the
+    connection; :meth:`pages` answers 0 whenever a read cannot be trusted, and
+    the caller then runs the PRAGMA. The mapping must be closed before the
+    connection: while the connection is open it holds SQLite's shared lock on
+    the ``-shm`` file, so nobody truncates the file under the mapping.
+    """
+
+    __slots__ = ("_map",)
+
+    def __init__(self, mapping: mmap.mmap) -> None:
+        self._map = mapping
+
+    @classmethod
+    def open(cls, db_path: str, page_size: int, pages: int) -> WalPages | None:
+        """Map ``db_path``'s ``-shm`` file if its header describes this database, else None.
+
+        Args:
+            db_path: the database file, as given to ``sqlite3.connect``.
+            page_size: the database's page size (``PRAGMA page_size``).
+            pages: ``PRAGMA page_count``, just read on the open connection.
+        """
+        # SQLite names the file after the database's full path with symlinks resolved.
+        shm_path = os.path.realpath(db_path) + "-shm"
+        try:
+            with open(shm_path, "rb") as file:
+                mapping = mmap.mmap(file.fileno(), 2 * _HEADER_BYTES, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # no such file, or shorter than the header
+            return None
+        version, _change, is_init, size_code, _frames, n_page = _HEADER.unpack_from(mapping, 0)
+        # szPage holds 1 for 65536 (sqlite3WalBeginWriteTransaction's encoding).
+        header_page_size = (size_code & 0xFE00) + ((size_code & 1) << 16)
+        probe = cls(mapping)
+        if (
+            version == _WAL_INDEX_VERSION
+            and is_init == 1
+            and header_page_size == page_size
+            and n_page == pages
+            and probe.pages() == pages
+        ):
+            return probe
+        mapping.close()
+        return None
+
+    def pages(self) -> int:
+        """``nPage`` from the header, or 0 if the copies differ (a commit by another process in progress)."""
+        mapping = self._map
+        if mapping[_IS_INIT] != 1 or mapping[:_HEADER_BYTES] != mapping[_HEADER_BYTES : 2 * _HEADER_BYTES]:
+            return 0
+        pages: int = _N_PAGE.unpack_from(mapping, 0)[0]
+        return pages
+
+    def close(self) -> None:
+        """Unmap the header (before the connection closes)."""
+        self._map.close()
 
 
 def configure_connection(conn: sqlite3.Connection, engine: Engine) -> None:
@@ -110,8 +229,20 @@ class TrioDriver:
         self._now_ms = now_ms
         self._unpolled = 0
         self._conn: sqlite3.Connection | None = connect(self.path)
+        self._pages: WalPages | None = None
         configure_connection(self._conn, self.engine)
         self.run_sync(self.engine.open())
+        self._pages = self._open_wal_pages(self._conn)
+
+    def _open_wal_pages(self, conn: sqlite3.Connection) -> WalPages | None:
+        if self.path in ("", ":memory:"):
+            return None
+        engine = self.engine
+        mode = execute_step(conn, engine.authorizer, engine.internal_step("PRAGMA journal_mode"))
+        count = execute_step(conn, engine.authorizer, engine.size_step)
+        if type(mode) is not Executed or type(count) is not Executed or mode.rows[0][0] != "wal":
+            return None
+        return WalPages.open(self.path, engine.page_size, int(count.rows[0][0]))
 
     @property
     def closed(self) -> bool:
@@ -120,6 +251,9 @@ class TrioDriver:
 
     def close(self) -> None:
         """Close the connection; later calls fail with ``D1_ERROR``."""
+        pages, self._pages = self._pages, None
+        if pages is not None:
+            pages.close()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -128,27 +262,31 @@ class TrioDriver:
         """The current trio task: a handler runs in its caller's task, one per invocation."""
         return trio.lowlevel.current_task()
 
-    async def _gates(self) -> None:
+    def _gates(self) -> Awaitable[None]:
+        # Not async: the caller awaits the returned checkpoint directly, one coroutine
+        # frame less per call. The caller must await what this returns, at once.
         act = current_activation()
         if act is not None:
-            # A D1 query is an outbound request: inside an object it waits until the
-            # object's earlier storage writes are durable (output gate, gotcha 5), and
-            # it fails, never runs, if they could not be written. It is network I/O in
-            # production, so the object's input gate opens: any other event may run
-            # while the query is awaited. One full checkpoint gives them that chance.
-            await act.output_gate()
-            await trio.lowlevel.checkpoint()
-            return
+            return self._object_gates(act)
         # Outside an object (Worker-style code, tests, tools) there is no input gate.
         # A yield with nothing else to run only polls for I/O and costs more than the
         # query (a scheduler pass and a syscall), so we yield when tasks are queued to
         # run, and otherwise every _POLL_EVERY calls. Cancellation lands on every call.
         self._unpolled += 1
-        if self._unpolled >= _POLL_EVERY or trio.lowlevel.current_statistics().tasks_runnable:
+        if self._unpolled >= _POLL_EVERY or _tasks_runnable():
             self._unpolled = 0
-            await trio.lowlevel.checkpoint()
-        else:
-            await trio.lowlevel.checkpoint_if_cancelled()
+            return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - awaited by the caller
+        return trio.lowlevel.checkpoint_if_cancelled()  # noqa: ASYNC105 - awaited by the caller
+
+    @staticmethod
+    async def _object_gates(act: Activation) -> None:
+        # A D1 query is an outbound request: inside an object it waits until the
+        # object's earlier storage writes are durable (output gate, gotcha 5), and
+        # it fails, never runs, if they could not be written. It is network I/O in
+        # production, so the object's input gate opens: any other event may run
+        # while the query is awaited. One full checkpoint gives them that chance.
+        await act.output_gate()
+        await trio.lowlevel.checkpoint()
 
     async def run(self, call: Generator[Step, Answer, T]) -> T:
         """Run ``call``: output gate, one checkpoint (the input gate opens), then inline SQLite work."""
@@ -159,33 +297,51 @@ class TrioDriver:
             raise
         return self.run_sync(call)
 
-    async def query(self, sql: str, params: Sequence[SqlValue]) -> Outcome:
+    async def query(self, sql: str, params: Sequence[SqlValue], meta: bool = True) -> Outcome:
         """One prepared statement: the gates, then :meth:`query_sync`."""
         await self._gates()
-        return self.query_sync(sql, params)
+        return self.query_sync(sql, params, meta)
 
-    def query_sync(self, sql: str, params: Sequence[SqlValue]) -> Outcome:
-        """What ``engine.query`` does, inline; for one statement without a generator (it is cheaper)."""
+    def query_sync(self, sql: str, params: Sequence[SqlValue], meta: bool = True) -> Outcome:
+        """What ``engine.query`` does, inline; for one statement without a generator (it is cheaper).
+
+        The statement runs here rather than through :func:`execute_step`: a user
+        statement never needs the authorizer's bypass, and no :class:`Executed`
+        is made for it.
+        """
         engine = self.engine
-        prepared = engine.prepare(sql)
+        prepared = engine.prepared(sql) or engine.prepare(sql)
         statement = prepared.single
         conn = self._conn
         if statement is None or conn is None:
-            return self.run_sync(engine.query(sql, params))
-        authorizer = engine.authorizer
-        start = self._now_ms()
-        answer = execute_step(conn, authorizer, Execute(statement, params))
-        if type(answer) is not Executed:
-            raise engine.single_failed(answer, params)
-        outcome = engine.single_done(prepared, answer, self._now_ms() - start)
-        if outcome.changed_db:
-            engine.size_known(outcome, execute_step(conn, authorizer, engine.size_step))
+            return self.run_sync(engine.query(sql, params, meta))
+        start = self._now_ms() if meta else 0.0
+        before = conn.total_changes
+        try:
+            cur = conn.execute(statement, params)
+            description = cur.description
+            rows = cur.fetchall() if description is not None else []
+        except sqlite3.Error as exc:
+            raise engine.single_failed(StepFailed(exc), params) from exc
+        changes = conn.total_changes - before
+        duration = self._now_ms() - start if meta else 0.0
+        outcome = engine.single_ran(prepared, description, rows, cur.lastrowid or 0, changes, duration)
+        if meta and engine.size_stale:
+            probe = self._pages
+            pages = probe.pages() if probe is not None else 0
+            if pages:
+                engine.pages_known(outcome, pages)
+            else:
+                engine.size_known(outcome, execute_step(conn, engine.authorizer, engine.size_step))
         return outcome
 
     def run_sync(self, call: Generator[Step, Answer, T]) -> T:
         """Run ``call`` to completion without yielding to trio (migrations, setup, tests)."""
         conn = self._conn
-        authorizer = self.engine.authorizer
+        engine = self.engine
+        authorizer = engine.authorizer
+        size_step = engine.size_step
+        probe = self._pages
         answer: Answer = None
         try:
             while True:
@@ -193,6 +349,8 @@ class TrioDriver:
                 if type(step) is Execute:
                     if conn is None:
                         answer = StepFailed(sqlite3.ProgrammingError("Cannot operate on a closed database."))
+                    elif step is size_step and probe is not None and (pages := probe.pages()):
+                        answer = Executed((), [(pages,)], 0, 0)
                     else:
                         answer = execute_step(conn, authorizer, step)
                 else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sqlite3
 
 import pytest
 
@@ -595,3 +596,85 @@ def test_closed_database_fails_with_d1_error(run_d1):
             await db.prepare("SELECT 1").all()
 
     run_d1(body)
+
+
+def _size_on_disk(path: str) -> int:
+    """The database's size as ``PRAGMA page_count`` x ``page_size`` says, read by a connection of its own."""
+    conn = sqlite3.connect(path)
+    try:
+        pages: int = conn.execute("PRAGMA page_count").fetchone()[0]
+        page_size: int = conn.execute("PRAGMA page_size").fetchone()[0]
+        return pages * page_size
+    finally:
+        conn.close()
+
+
+def test_size_after_is_the_database_size_after_the_call(run_d1):
+    """meta.size_after is the size after each call: single writes, batches, exec, schema changes,
+    and reads that follow writes whose results show no meta (first(), raw())."""
+    path = run_d1.path
+
+    async def body(db):
+        seen: list[tuple[str, int, int]] = []
+
+        def check(label: str, result: JsDict) -> None:
+            seen.append((label, result.meta.size_after, _size_on_disk(path)))
+
+        check("create", await db.prepare("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)").run())
+        for i in range(30):
+            check(f"insert {i}", await db.prepare("INSERT INTO t (v) VALUES (?)").bind("x" * 1500).run())
+        check("read", await db.prepare("SELECT count(*) FROM t").all())
+        results = await db.batch(
+            [db.prepare("INSERT INTO t (v) VALUES (?)").bind("y" * 3000) for _ in range(20)]
+        )
+        check("batch", results[-1])
+        await db.exec("CREATE TABLE u (w TEXT)\nINSERT INTO u VALUES ('" + "z" * 3000 + "')")
+        check("after exec", await db.prepare("SELECT 1").all())
+        check("delete", await db.prepare("DELETE FROM t WHERE id % 2 = 0").run())
+        check("drop", await db.prepare("DROP TABLE u").run())
+        # More than the pages the DELETE and the DROP freed, so the file grows meanwhile.
+        for _ in range(40):
+            assert await db.prepare("INSERT INTO t (v) VALUES (?) RETURNING id").bind("w" * 4000).first("id")
+        check("read after first()", await db.prepare("SELECT count(*) FROM t").all())
+        await db.prepare("INSERT INTO t (v) VALUES (?)").bind("v" * 50_000).raw()
+        check("batch read after raw()", (await db.batch([db.prepare("SELECT 1")]))[0])
+        return seen
+
+    seen = run_d1(body)
+    assert [(label, shown) for label, shown, _ in seen] == [(label, actual) for label, _, actual in seen]
+    actual = {label: size for label, _, size in seen}
+    # The file grew where it matters: every kind of call was checked against a change.
+    assert actual["insert 29"] > actual["create"]
+    assert actual["batch"] > actual["read"]
+    assert actual["read after first()"] > actual["drop"]
+    assert actual["batch read after raw()"] > actual["read after first()"]
+
+
+def test_column_names_follow_schema_changes(run_d1):
+    """The same SELECT * text shows a column added since its last run."""
+
+    async def body(db):
+        await db.exec("CREATE TABLE t (a)\nINSERT INTO t VALUES (1)")
+        before = await db.prepare("SELECT * FROM t").first()
+        await db.prepare("ALTER TABLE t ADD COLUMN b DEFAULT 2").run()
+        after = await db.prepare("SELECT * FROM t").first()
+        renamed = await db.prepare("SELECT a AS c FROM t").all()
+        return before, after, renamed.results
+
+    assert run_d1(body) == ({"a": 1}, {"a": 1, "b": 2}, [{"c": 1}])
+
+
+def test_bind_passes_plain_values_unchanged_and_converts_the_rest(run_d1):
+    """bind() keeps text, NULL and safe ints as given and converts the others as before."""
+
+    async def body(db):
+        stmt = db.prepare("SELECT ?, ?, ?, ?, ?, ?")
+        plain = stmt.bind("a", None, 7, -(2**53) + 1, 2**53 - 1, "")
+        mixed = stmt.bind(True, 1.0, float("nan"), b"\x01", [2, 3], memoryview(b"\x04"))
+        rows = await mixed.raw()
+        return plain.params, mixed.params, rows
+
+    plain, mixed, rows = run_d1(body)
+    assert plain == ("a", None, 7, -(2**53) + 1, 2**53 - 1, "")
+    assert mixed == (1, 1.0, None, b"\x01", b"\x02\x03", b"\x04")
+    assert rows == [[1, 1, None, [1], [2, 3], [4]]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import trio
 
 from runtime import DurableObject, ObjectResetError, open_runtime
 from runtime.d1 import D1Database, D1QueryError, close_d1, open_d1
+from runtime.d1._trio import _HAVE_RUN_CONTEXT, TrioDriver, WalPages, _tasks_runnable
 from tests.runtime.conftest import config
 
 #: Set by Notes.slow once it runs (module globals outlive instances, as in production).
@@ -191,7 +194,10 @@ async def test_outside_objects_ready_tasks_run_at_least_every_16_calls(tmp_path:
             nursery.start_soon(other)
             await trio.lowlevel.checkpoint()
             before = len(turns)
-            for _ in range(32):
+            # A yield lets `other` run by the next yield at the latest (trio may order the two
+            # tasks either way in the next batch), and yields come at least every 16 calls:
+            # 48 calls make three yields, so two turns of `other` are certain by the end.
+            for _ in range(48):
                 await db.prepare("SELECT 1").all()
             assert len(turns) - before >= 2
             nursery.cancel_scope.cancel()
@@ -213,3 +219,98 @@ async def test_a_busy_d1_loop_still_reaches_the_scheduler(tmp_path: Path, mock_c
         assert calls < 16
     finally:
         close_d1(db)
+
+
+def _page_count(path: Path) -> int:
+    """``PRAGMA page_count`` on a connection of its own."""
+    conn = sqlite3.connect(path)
+    try:
+        pages: int = conn.execute("PRAGMA page_count").fetchone()[0]
+        return pages
+    finally:
+        conn.close()
+
+
+async def test_the_size_comes_from_the_wal_index_and_matches_page_count(tmp_path: Path):
+    """On a WAL file the driver reads the page count from SQLite's WAL-index header, not a PRAGMA."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)  # SQLite names the -shm file after the resolved path
+    path = tmp_path / "link" / "x.sqlite"
+    db = open_d1(path)
+    try:
+        driver = db._driver
+        assert isinstance(driver, TrioDriver)
+        probe = driver._pages
+        assert probe is not None
+        await db.exec("CREATE TABLE t (v)")
+        for i in range(40):
+            result = await db.prepare("INSERT INTO t VALUES (?)").bind("x" * 300 * i).run()
+            assert probe.pages() == _page_count(path)
+            assert result.meta.size_after == probe.pages() * 4096
+        assert probe.pages() > 40
+    finally:
+        close_d1(db)
+    assert driver._pages is None
+
+
+async def test_without_a_trusted_header_the_size_comes_from_page_count(tmp_path: Path, monkeypatch):
+    """A memory database has no WAL index; a header caught mid-commit (pages() == 0) is not used."""
+    memory = open_d1(":memory:")
+    try:
+        driver = memory._driver
+        assert isinstance(driver, TrioDriver)
+        assert driver._pages is None
+        await memory.exec("CREATE TABLE t (v)")
+        result = await memory.prepare("INSERT INTO t VALUES (?)").bind("x" * 20_000).run()
+        answer = driver.run_sync(driver.engine._internal("PRAGMA page_count"))
+        assert result.meta.size_after == answer.rows[0][0] * 4096 > 4 * 4096
+    finally:
+        close_d1(memory)
+
+    monkeypatch.setattr(WalPages, "pages", lambda self: 0)
+    path = tmp_path / "x.sqlite"
+    db = open_d1(path)
+    try:
+        await db.exec("CREATE TABLE t (v)")
+        for i in range(10):
+            result = await db.prepare("INSERT INTO t VALUES (?)").bind("x" * 2000 * i).run()
+            assert result.meta.size_after == _page_count(path) * 4096
+    finally:
+        close_d1(db)
+
+
+def test_wal_pages_maps_only_a_header_that_describes_the_database(tmp_path: Path):
+    """WalPages.open checks the header against the connection and refuses anything else."""
+    path = tmp_path / "x.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (a)")
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        probe = WalPages.open(str(path), 4096, pages)
+        assert probe is not None
+        conn.execute("INSERT INTO t VALUES (?)", ("x" * 10_000,))
+        assert probe.pages() == conn.execute("PRAGMA page_count").fetchone()[0] > pages
+        probe.close()
+        assert WalPages.open(str(path), 4096, pages) is None  # the count moved on
+        assert WalPages.open(str(path), 8192, probe_pages := _page_count(path)) is None
+        assert WalPages.open(str(path), 4096, probe_pages) is not None
+        assert WalPages.open(str(tmp_path / "missing.sqlite"), 4096, 1) is None
+    finally:
+        conn.close()
+    journal = tmp_path / "journal.sqlite"  # rollback journal: no WAL index at all
+    with contextlib.closing(sqlite3.connect(journal)) as other:
+        other.execute("CREATE TABLE t (a)")
+        other.commit()
+        assert WalPages.open(str(journal), 4096, _page_count(journal)) is None
+
+
+async def test_the_run_queue_check_agrees_with_trio_statistics():
+    """_tasks_runnable reads trio's run queue; it must say what current_statistics() says."""
+    assert _HAVE_RUN_CONTEXT  # else the public (slow) call answers; still correct, but look at why
+    assert _tasks_runnable() == trio.lowlevel.current_statistics().tasks_runnable == 0
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(trio.lowlevel.checkpoint)
+        assert _tasks_runnable() == trio.lowlevel.current_statistics().tasks_runnable == 3
