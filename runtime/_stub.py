@@ -129,7 +129,7 @@ def _cross_args(args: tuple[Any, ...], limit: int) -> list[Any]:
 class DurableObjectStub:
     """A client for one object. ``await stub.method(*args)`` calls it; ``fetch`` sends a Request."""
 
-    __slots__ = ("_binding", "_broken", "_order", "_route", "_runtime", "id", "name")
+    __slots__ = ("_actor", "_binding", "_broken", "_order", "_runtime", "_visible_id", "id", "name")
 
     def __init__(self, runtime: Runtime, binding: str, object_id: DurableObjectId) -> None:
         self._runtime = runtime
@@ -139,18 +139,21 @@ class DurableObjectStub:
         self._order = StubOrder()
         self._broken: BaseException | None = None
         # The actor and the id it sees, looked up on the first call (making a
-        # stub must not touch the runtime's tables).
-        self._route: tuple[Actor, DurableObjectId] | None = None
+        # stub must not touch the runtime's tables). Two slots, not a tuple:
+        # nothing is allocated per stub on its first call.
+        self._actor: Actor | None = None
+        self._visible_id = object_id
 
     def __repr__(self) -> str:
         return f"<DurableObjectStub {self._binding} {self.id.toString()}>"
 
     def _target(self) -> tuple[Actor, DurableObjectId]:
         """The object's actor and the id it sees as ``ctx.id``."""
-        route = self._route
-        if route is None:
-            route = self._route = (self._runtime._actor_for(self._binding, self.id), self.id.for_object())
-        return route
+        actor = self._actor
+        if actor is None:
+            actor = self._actor = self._runtime._actor_for(self._binding, self.id)
+            self._visible_id = self.id.for_object()
+        return actor, self._visible_id
 
     def _call(
         self, invoke: Callable[[Activation], Any], finish: Callable[[Any], Any] | None = None
@@ -158,8 +161,10 @@ class DurableObjectStub:
         """Deliver an event to the object; the returned coroutine runs it."""
         if self._broken is not None:
             return self._fail(self._broken)
-        actor, visible_id = self._route or self._target()
-        return actor.deliver(invoke, visible_id=visible_id, order=self._order, finish=finish, breaks=self)
+        actor = self._actor or self._target()[0]
+        return actor.deliver(
+            invoke, visible_id=self._visible_id, order=self._order, finish=finish, breaks=self
+        )
 
     @staticmethod
     async def _fail(error: BaseException) -> Any:
