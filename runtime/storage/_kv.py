@@ -366,12 +366,6 @@ class DurableObjectStorage:
         self._now_ms = now_ms
         self._host = host
         self._limits = limits
-        # Entries this small pass every size limit; only bigger ones are checked in detail.
-        self._small_entry = min(
-            n
-            for n in (limits.max_key_bytes, limits.enforced_value_bytes, limits.max_entry_bytes, 2**62)
-            if n is not None
-        )
         self._delete_all_deletes_alarm = compat_delete_all_deletes_alarm
         self._kv = SyncKV(self) if limits.sql_enabled else None
         self._sql: SqlStorage | None = None
@@ -730,7 +724,7 @@ class DurableObjectStorage:
         plain, size = _key("put()", key)
         blob = _encode(plain, value)
         nbytes = size + len(blob)
-        if nbytes > self._small_entry:
+        if nbytes > self._limits.small_entry_bytes:  # smaller entries pass every limit
             self._limits.check_entry(size, len(blob))
         self._db.kv_put(plain, blob)
         self._writes += 1

@@ -18,7 +18,7 @@ Invariants:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from shards._errors import StorageLimitError
@@ -193,6 +193,13 @@ class StorageLimits:
     max_value_bytes: int | None = None
     enforced_value_bytes: int | None = None
     max_entry_bytes: int | None = None
+    #: An entry whose key and value together are at most this many bytes
+    #: passes every limit, so :meth:`check_entry` can be skipped for it.
+    small_entry_bytes: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        limits = (self.max_key_bytes, self.enforced_value_bytes, self.max_entry_bytes)
+        object.__setattr__(self, "small_entry_bytes", min([n for n in limits if n is not None] or [2**62]))
 
     @classmethod
     def sqlite(cls) -> StorageLimits:
