@@ -105,7 +105,7 @@ from ._protocol import (
 
 if TYPE_CHECKING:
     from runtime._actor import Activation
-    from runtime._scheduler import TimerHandle
+    from runtime._scheduler import Scheduler, TimerHandle
 
 __all__ = ["STATE_KEY", "ShardObject", "ShardObjectStatistics", "TickStrategy"]
 
@@ -623,6 +623,7 @@ class ShardObject(DurableObject):
 
     def _on_timer(self, act: Activation) -> None:
         """Scheduler callback (timer strategy and event-driven ticks): the hot path."""
+        handle = self._timer  # the one that fired (at most one tick is scheduled)
         self._timer = None
         if act.dead or not self._ticking:
             return
@@ -630,7 +631,7 @@ class ShardObject(DurableObject):
         now = sched.now  # the time the scheduler runs its due callbacks at
         if act.gate_closers:
             # Someone holds the input gate (blockConcurrencyWhile, a transaction): try again shortly.
-            self._timer = sched.call_at(now + 0.001, self._on_timer, act)
+            self._rearm(sched, handle, now + 0.001)
             return
         if self._strategy == "event":
             self._ticking = False
@@ -638,13 +639,21 @@ class ShardObject(DurableObject):
             return
         due = self._next_due
         self._run_tick(due, now)
-        if self._ticking:
+        if self._ticking and self._timer is None:
             # Keep the cadence; after a stall longer than a period, skip the missed ticks.
             next_due = due + self._period
             if next_due < now:
                 next_due = now
             self._next_due = next_due
-            self._timer = sched.call_at(next_due, self._on_timer, act)
+            self._rearm(sched, handle, next_due)
+
+    def _rearm(self, sched: Scheduler, handle: TimerHandle | None, deadline: float) -> None:
+        # Re-arming the handle that fired allocates nothing (see runtime/_scheduler.py).
+        if handle is not None and not handle.pending and not handle.cancelled:
+            sched.call_again(handle, deadline)
+            self._timer = handle
+        else:
+            self._timer = sched.call_at(deadline, self._on_timer, self._act)
 
     async def alarm(self, alarm_info: Any = None) -> None:
         """Alarm strategy: one tick per alarm. Timer strategy: the keep-alive."""

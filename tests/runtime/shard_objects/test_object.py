@@ -106,6 +106,26 @@ async def test_many_timer_shards_share_the_one_scheduler(autojump_clock) -> None
             assert len(c.transport.ticks()) >= 25
 
 
+async def test_a_ticking_timer_shard_re_arms_one_timer_handle(autojump_clock) -> None:
+    # Periodic ticks re-arm the handle that fired (Scheduler.call_again): a
+    # new handle per tick made every live shard's timer a young object that
+    # each garbage collection walked.
+    async with open_runtime(objects=OBJECTS, config=config()) as rt:
+        stub = rt.env.TIMER.getByName("arena")
+        alice = await connect(rt, "TIMER", "arena", "alice")
+        await trio.sleep(0.12)
+        first = await rt.run_in_object(stub, lambda inst, ctx: inst._timer)
+        await trio.sleep(1)
+        later = await rt.run_in_object(stub, lambda inst, ctx: inst._timer)
+        assert later is first
+        assert later.pending
+        assert len(alice.transport.ticks()) >= 22
+        await alice.close()
+        await trio.sleep(0.2)
+        assert not first.pending  # cancelled when the shard went quiet
+        assert len(rt.scheduler) == 1  # only the idle timer is left
+
+
 async def test_event_driven_shard_ticks_only_for_inputs_and_greets_newcomers(autojump_clock) -> None:
     async with open_runtime(objects=OBJECTS, config=config()) as rt:
         alice = await connect(rt, "EVENT", "chess", "alice")
