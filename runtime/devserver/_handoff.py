@@ -14,15 +14,31 @@ Invariants:
 * One task per connection reads frames and feeds them to the :class:`Peer`
   (``await peer.message``: the object's inbox pushes back on the socket).
 * The runtime writes through :class:`ConnectionTransport`, which never
-  blocks: frames go into websockets' sans-I/O protocol's queue at once (so
-  order is kept with pongs and the close frame) and a writer task flushes
-  everything queued with one ``send_all``. A message sent to many sockets
-  is encoded once (:class:`FrameCache`).
+  blocks. A message sent to many sockets is encoded once (:class:`FrameCache`).
+  Direct path: when nothing waits to be written on that connection (websockets'
+  protocol queue is empty, no write is in progress and its send lock is free),
+  the frame is written straight to the socket with one non-blocking ``send``;
+  only what the kernel did not take (a partial send, or none) is queued.
+  Queued path: otherwise frames go into websockets' sans-I/O protocol's
+  queue, behind whatever is already there, and a writer task flushes
+  everything queued with one ``send_all``. Either way the bytes leave in the
+  order they were sent, interleaved correctly with websockets' own writes
+  (pongs, the close frame), which always go through that queue under the
+  send lock. A failed direct send (reset, broken pipe) drops the frame and
+  never raises into the sender: the reader task sees the connection end.
+  The direct path needs the stdlib socket under the stream (a trio
+  ``SocketStream``, possibly inside :class:`ReplayStream`); other streams
+  (in-memory ones in tests) always take the queued path.
   Overflow rule: when more than ``max_buffer`` bytes wait to be written, the
   client is too slow; the connection is closed with 1011 and the queued
   frames are dropped (production closes such sockets too; it never blocks ``send``).
   ``buffered_amount()`` tells senders (a shard's slow-subscriber policy)
   how much is waiting, so they can skip frames long before that.
+* When the client's side of the connection ends (EOF or a receive error),
+  whatever still waits to be written is dropped before websockets' reader
+  writes its last bytes: it would write them into a dead socket (and log an
+  "unexpected internal error" when that fails). A client that half-closes
+  without a close frame is a lost connection (1006) either way.
 * The Peer hears exactly one ending: ``closed`` (a close handshake or a lost
   connection, 1006) or ``error`` (the client broke the protocol: bad UTF-8,
   an oversized message, a malformed frame).
@@ -32,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,7 +62,14 @@ from websockets.trio.server import Server as WsServer, ServerConnection
 
 from runtime.sockets import Peer, WebSocket, attach
 
-__all__ = ["ConnectionTransport", "FrameCache", "ReplayStream", "WebSocketOptions", "run_websocket"]
+__all__ = [
+    "ConnectionTransport",
+    "FrameCache",
+    "ReplayStream",
+    "WebSocketOptions",
+    "raw_socket",
+    "run_websocket",
+]
 
 log = logging.getLogger("shardsim.devserver")
 
@@ -55,12 +79,17 @@ _HANDSHAKE_HEADERS = frozenset(
 )
 # Close codes RFC 6455 reserves for reporting, never sent in a close frame.
 _UNSENDABLE_CODES = frozenset({1004, 1005, 1006, 1015})
+# A direct send to a reset socket must not raise SIGPIPE (Python ignores it,
+# but an embedding program may not).
+_SEND_FLAGS = getattr(socket, "MSG_NOSIGNAL", 0)
 
 
 class ReplayStream(trio.abc.HalfCloseableStream):
     """A stream that returns ``replay`` first, then whatever ``inner`` receives.
 
-    Sends, EOF and close go straight to ``inner``.
+    Sends, EOF and close go straight to ``inner``. When ``inner`` reports
+    the end of what it receives (EOF or an error), ``on_receive_end`` is
+    called first, synchronously, before the caller (websockets' reader) sees it.
     """
 
     def __init__(self, inner: trio.abc.HalfCloseableStream, replay: bytes) -> None:
@@ -68,6 +97,7 @@ class ReplayStream(trio.abc.HalfCloseableStream):
         self._replay = replay
         # websockets reads .socket for local/remote addresses when asked.
         self.socket: Any = getattr(inner, "socket", None)
+        self.on_receive_end: Callable[[], None] | None = None
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._replay:
@@ -75,7 +105,18 @@ class ReplayStream(trio.abc.HalfCloseableStream):
             n = len(self._replay) if max_bytes is None else max_bytes
             data, self._replay = self._replay[:n], self._replay[n:]
             return data
-        return bytes(await self._inner.receive_some(max_bytes))
+        try:
+            data = bytes(await self._inner.receive_some(max_bytes))
+        except Exception:
+            self._receive_ended()
+            raise
+        if not data:
+            self._receive_ended()
+        return data
+
+    def _receive_ended(self) -> None:
+        if self.on_receive_end is not None:
+            self.on_receive_end()
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self._inner.send_all(data)
@@ -126,7 +167,9 @@ class ConnectionTransport:
         "_frames",
         "_lot",
         "_max",
+        "_partial",
         "_sending",
+        "_sock",
         "_writing",
         "closed_by_overflow",
     )
@@ -140,20 +183,34 @@ class ConnectionTransport:
         self._close: tuple[int, str] | None = None
         self._lot = trio.lowlevel.ParkingLot()
         self._sending = False
+        # The rest of a frame the socket took in part (and its message's size),
+        # while it may still be queued: an overflow must not cut it.
+        self._partial: tuple[bytes, int] | None = None
+        # The socket for direct sends (None: every frame takes the queued path).
+        self._sock = raw_socket(conn.stream)
         self.closed_by_overflow = False
 
     def send_nowait(self, message: str | bytes) -> None:
-        """Queue one frame; never blocks (see the module's overflow rule)."""
-        protocol = self._conn.protocol
+        """Send one frame now if the socket takes it, else queue it; never blocks or raises.
+
+        See the module's direct path and overflow rule.
+        """
+        conn = self._conn
+        protocol = conn.protocol
         if self._close is not None or protocol.state is not OPEN:
             return  # the connection is closing: frames after the close are dropped
         size = len(message)
         if self._buffered + size > self._max:
             self.closed_by_overflow = True
             log.warning("websocket client too slow: %d bytes queued; closing with 1011", self._buffered)
-            # Drop what is queued: the socket is going away anyway.
-            protocol.data_to_send()
+            # Drop what is queued: the socket is going away anyway. The rest of
+            # a frame the socket took in part stays (the close frame follows it).
+            dropped = protocol.data_to_send()
             self._buffered = 0
+            partial = self._partial
+            if partial is not None and dropped and dropped[0] is partial[0]:
+                protocol.writes.append(partial[0])
+                self._buffered = partial[1]
             self.close_nowait(CloseCode.INTERNAL_ERROR, "outgoing buffer full (client too slow)")
             return
         # Queueing into the sans-I/O protocol now keeps frame order exact;
@@ -165,18 +222,48 @@ class ConnectionTransport:
                 protocol.send_binary(message)
         else:
             # Without extensions a server frame depends only on the message:
-            # a broadcast encodes it once and queues the same bytes everywhere.
-            protocol.writes.append(self._frames.encode(message))
+            # a broadcast encodes it once and sends the same bytes everywhere.
+            frame = self._frames.encode(message)
+            sock = self._sock
+            if sock is not None and not protocol.writes and not self._sending and not conn.send_lock.locked():
+                # Nothing waits ahead of this frame: the direct path.
+                try:
+                    sent = sock.send(frame, _SEND_FLAGS)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:
+                    # Reset or broken pipe: the frame is lost with the connection,
+                    # which the reader task is about to see end.
+                    return
+                if sent == len(frame):
+                    return
+                if sent:
+                    frame = frame[sent:]  # the writer task sends the rest
+                    self._partial = (frame, size)
+            protocol.writes.append(frame)
+        # A frame counts in full until the socket has taken all of it.
         self._buffered += size
         if not self._sending:
             self._lot.unpark()
+
+    def receive_ended(self) -> None:
+        """The client's side ended (EOF or error): drop every byte still waiting to be written.
+
+        websockets' reader is about to flush the protocol's queue into a
+        socket that is closing or dead; only its end of stream (written
+        after this) still matters.
+        """
+        self._conn.protocol.data_to_send()
+        self._buffered = 0
 
     def buffered_amount(self) -> int:
         """Bytes (characters for text) queued for the client that the socket has not taken yet.
 
         What was queued since the last write, plus the write in progress,
-        counted in full until the socket has taken all of it. Bytes already in
-        the kernel's socket buffer are not counted.
+        counted in full until the socket has taken all of it (a frame the
+        direct path sent in part counts in full too). Bytes already in the
+        kernel's socket buffer are not counted, so a frame the socket took
+        whole adds nothing.
         """
         return self._buffered + self._writing
 
@@ -190,6 +277,7 @@ class ConnectionTransport:
         conn = self._conn
         async with conn.send_lock:
             pending: list[bytes] = []
+            self._partial = None  # taken below, if it was queued
             for chunk in conn.protocol.data_to_send():
                 if chunk:
                     pending.append(chunk)
@@ -238,6 +326,18 @@ class ConnectionTransport:
                 except Exception:  # pragma: no cover - aclose swallows ConnectionClosed itself
                     log.debug("close failed", exc_info=True)
                 return
+
+
+def raw_socket(stream: object) -> socket.socket | None:
+    """The stdlib socket under ``stream``, for direct sends; None if it has none.
+
+    ``stream`` is a :class:`ReplayStream` or a trio ``SocketStream``: both
+    expose the trio socket as ``.socket``, and a trio socket wraps a stdlib
+    socket in its ``_sock`` attribute (trio's internals, as pinned by the
+    tests of this module). In-memory streams have none.
+    """
+    raw = getattr(getattr(stream, "socket", None), "_sock", None)
+    return raw if isinstance(raw, socket.socket) else None
 
 
 class FrameCache:
@@ -321,9 +421,10 @@ async def run_websocket(
 
     opened = False
     async with trio.open_nursery() as nursery:
+        replay = ReplayStream(stream, request_bytes)
         conn = ServerConnection(
             nursery,
-            ReplayStream(stream, request_bytes),
+            replay,
             protocol,
             ws_server,
             ping_interval=options.ping_interval,
@@ -335,6 +436,7 @@ async def run_websocket(
                 await conn.handshake(None, add_headers, server_header=None)
             opened = conn.protocol.state is OPEN
             transport = ConnectionTransport(conn, options.max_buffer, frames)
+            replay.on_receive_end = transport.receive_ended
             peer = attach(client, transport)
             if not opened:
                 # The client vanished, timed out or sent a bad handshake; the
