@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, NoReturn
 
@@ -207,6 +207,7 @@ class ShardStatistics:
 
 
 _NO_COUNTS: Final = (0, 0, 0, 0, 0)
+_INF: Final = math.inf
 
 
 class _Subscriber:
@@ -291,6 +292,11 @@ class Shard:
         # snapshot() is called once per tick and shared, unless the simulation
         # gives subscribers their own views.
         self._shared_snapshot = type(sim).snapshot_for is SimState.snapshot_for
+        # is_finished() is called after every tick only if the simulation overrides it.
+        self._checks_finished = type(sim).is_finished is not SimState.is_finished
+        # The one format every subscriber gets when the plain tick applies
+        # (see _refresh_plain); None: use the general path.
+        self._plain_format: SnapshotFormat | None = None
         self._tick = 0
         self._last_now: float | None = None
         self._next_seq = 1
@@ -334,6 +340,7 @@ class Shard:
             sub.sent_tick = s.sent_tick
             sub.sent = s.sent_snapshot
             shard._subs[sub.id] = sub
+        shard._refresh_plain()
         return shard
 
     # ------------------------------------------------------------------
@@ -493,6 +500,7 @@ class Shard:
         """
         fmt = self._check_new_subscriber(subscriber_id, format, delta)
         self._subs[subscriber_id] = _Subscriber(subscriber_id, fmt, delta)
+        self._refresh_plain()
 
     def add_subscriber_authorized(
         self,
@@ -530,6 +538,7 @@ class Shard:
                 subscriber_id=subscriber_id,
             )
         self._subs[subscriber_id] = _Subscriber(subscriber_id, fmt, delta)
+        self._refresh_plain()
 
     def remove_subscriber(self, subscriber_id: str) -> None:
         """Detach a subscriber. Its inputs already accepted are still applied.
@@ -543,6 +552,23 @@ class Shard:
         self._check_not_failed()
         self._subscriber(subscriber_id)
         del self._subs[subscriber_id]
+        self._refresh_plain()
+
+    def _refresh_plain(self) -> None:
+        """Recompute ``_plain_format`` after the subscriber set changed.
+
+        The plain tick (the fast path of :meth:`_advance`) applies when there
+        is no replay log, one snapshot is shared, and every subscriber takes
+        full frames in the same format: one encoding, the same frame for all.
+        """
+        fmt: SnapshotFormat | None = None
+        if self._replay is None and self._shared_snapshot:
+            for sub in self._subs.values():
+                if sub.delta or (fmt is not None and sub.format != fmt):
+                    fmt = None
+                    break
+                fmt = sub.format
+        self._plain_format = fmt
 
     def mark_dropped(self, subscriber_id: str) -> None:
         """Record that the host could not deliver the last frame to this subscriber.
@@ -779,6 +805,24 @@ class Shard:
         The host's hot path (``runtime.shard_objects`` calls it once per tick
         per shard): building the frozen result costs as much as a trivial tick.
         """
+        fmt = self._plain_format
+        if fmt is not None and type(now) is float and not self._queue and not self._persist_pending:
+            # The plain tick: no input to apply, no record due, one frame for
+            # every subscriber. Same outcome as the general path below, in
+            # far fewer steps (10,000 shards at 20 Hz leave a few µs a tick).
+            last = self._last_now
+            tick = self._tick + 1
+            every = self._persist_every
+            if (
+                last is not None
+                and last <= now < _INF
+                and not (every and tick % every == 0)
+                and tick <= _TICK_MAX
+                and self._failure is None
+                and not self._finished
+                and not self._stopped
+            ):
+                return self._advance_plain(now, last, tick, fmt)
         if self._failure is not None or self._finished or self._stopped:
             self._check_running("run a tick")
         kind = type(now)
@@ -819,7 +863,59 @@ class Shard:
             finished = bool(sim.is_finished())
         except Exception as exc:
             self._fail("is_finished", exc)
+        return self._complete(tick, now, dt, queue, acks, finished)
 
+    def _advance_plain(
+        self, now: float, last: float, tick: int, fmt: SnapshotFormat
+    ) -> tuple[int, float, float, int, dict[str, bytes], dict[str, int], bytes | None, bool, bool, bool]:
+        """:meth:`_advance` when its fast-path conditions hold (checked by the caller)."""
+        dt = now - last
+        sim = self._sim
+        try:
+            sim.tick(dt)
+        except Exception as exc:
+            self._fail("tick", exc)
+        if self._checks_finished:
+            try:
+                finished = bool(sim.is_finished())
+            except Exception as exc:
+                self._fail("is_finished", exc)
+            if finished:
+                return self._complete(tick, now, dt, (), {}, True)
+        self._tick = tick
+        self._last_now = now
+        self._ticks += 1
+        self._idle_ticks = 0
+        try:
+            snapshot = sim.snapshot()
+        except Exception as exc:
+            self._fail("snapshot", exc)
+        header = _HEADER.pack(tick)
+        try:
+            frame = header + encode_snapshot(snapshot, fmt)
+        except SnapshotError:
+            self._build_shared_frames(tick, header, snapshot)  # raises it with the general path's message
+            raise
+        subs = self._subs
+        n = len(subs)
+        size = len(frame)
+        self._frames_built += n
+        self._encodings += 1
+        self._bytes_encoded += size - 8
+        self._frame_bytes += size * n
+        return tick, now, dt, 0, dict.fromkeys(subs, frame), {}, None, False, False, False
+
+    def _complete(
+        self,
+        tick: int,
+        now: float,
+        dt: float,
+        queue: Collection[_Queued],
+        acks: dict[str, int],
+        finished: bool,
+    ) -> tuple[int, float, float, int, dict[str, bytes], dict[str, int], bytes | None, bool, bool, bool]:
+        """The rest of :meth:`_advance` once the simulation has ticked."""
+        subs = self._subs
         # The tick has happened: commit it before anything that may raise SnapshotError.
         applied = len(queue)
         self._tick = tick
