@@ -31,7 +31,9 @@ Invariants:
   (in-memory ones in tests) always take the queued path.
   Overflow rule: when more than ``max_buffer`` bytes wait to be written, the
   client is too slow; the connection is closed with 1011 and the queued
-  frames are dropped (production closes such sockets too; it never blocks ``send``).
+  frames are dropped (production closes such sockets too; it never blocks ``send``),
+  except the rest of a frame the socket already took in part, which goes
+  out before the close frame so the stream stays well-formed.
   ``buffered_amount()`` tells senders (a shard's slow-subscriber policy)
   how much is waiting, so they can skip frames long before that.
 * When the client's side of the connection ends (EOF or a receive error),
