@@ -262,6 +262,39 @@ class Shard:
     arrive. See the module docstring for the invariants.
     """
 
+    __slots__ = (
+        "_bytes_encoded",
+        "_checks_finished",
+        "_config",
+        "_delta_frames",
+        "_encodings",
+        "_failure",
+        "_failure_message",
+        "_finished",
+        "_frame_bytes",
+        "_frames_built",
+        "_id",
+        "_idle_limit",
+        "_idle_ticks",
+        "_inputs_accepted",
+        "_inputs_applied",
+        "_last_now",
+        "_last_persist_bytes",
+        "_next_seq",
+        "_persist_every",
+        "_persist_pending",
+        "_persists",
+        "_plain_format",
+        "_queue",
+        "_replay",
+        "_shared_snapshot",
+        "_sim",
+        "_stopped",
+        "_subs",
+        "_tick",
+        "_ticks",
+    )
+
     def __init__(self, shard_id: str, sim: SimState, config: ShardConfig | None = None) -> None:
         """Create a shard at tick 0 with no subscribers and an empty queue.
 
