@@ -24,6 +24,8 @@ Invariants:
   errors and the object is reset.
 * A handler runs in its caller's task, shielded from the caller's
   cancellation; a handler that cannot suspend needs no shield and gets none.
+  Events nobody waits for (alarms) run in a dispatcher's task, whose one
+  shielded scope stands for each event's (``Actor.deliver_begun``).
 * A hibernated or inactive object owns no task, no timer, no connection.
 * ``reset`` (crash, abort, failed write, failed blockConcurrencyWhile)
   cancels every task of the activation and turns its held outputs into
@@ -36,7 +38,8 @@ import contextvars
 import dis
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+import types
+from collections.abc import Awaitable, Callable, Generator
 from types import CodeType, CoroutineType
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
@@ -124,6 +127,53 @@ def _await_kind(value: object) -> int:
     if t is StorageResult:
         return _INSTANT
     return _MAY_SUSPEND if inspect.isawaitable(value) else _PLAIN
+
+
+@types.coroutine
+def _await_watched(awaitable: Any, on_suspend: Callable[[], None]) -> Generator[Any, Any, Any]:
+    """Await ``awaitable`` here, calling ``on_suspend()`` before it first yields to trio.
+
+    Awaits that finish at once (storage results) never reach trio, so a
+    coroutine made only of those runs to its end without ``on_suspend``.
+    What trio sends or throws in is passed on unchanged.
+    """
+    steps = awaitable if type(awaitable) is CoroutineType else awaitable.__await__()
+    try:
+        trap = steps.send(None)
+    except StopIteration as stop:
+        return stop.value
+    on_suspend()
+    while True:
+        try:
+            sent = yield trap
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException as exc:  # thrown in by trio: pass it on
+            try:
+                trap = steps.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                trap = steps.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+def _settle(awaitable: Any) -> Any:
+    """Run an awaitable that cannot suspend (``_INSTANT``) to its end, outside any await.
+
+    Returns its value; what it raises propagates.
+    """
+    steps = awaitable if type(awaitable) is CoroutineType else awaitable.__await__()
+    try:
+        steps.send(None)
+    except StopIteration as stop:
+        return stop.value
+    # _await_kind found no yield in its code: this cannot happen.
+    steps.close()
+    raise RuntimeError(f"{awaitable!r} suspended, though it has no await; please file a bug")
 
 
 #: Yield instructions, by opcode (YIELD_FROM is gone from 3.12 on).
@@ -613,6 +663,7 @@ class Actor:
         order: StubOrder | None = None,
         finish: Callable[[Any], Any] | None = None,
         breaks: _Breakable | None = None,
+        time_limit: float | None = None,
     ) -> Any:
         """Deliver one event and return its result, once the output gate allows.
 
@@ -620,7 +671,9 @@ class Actor:
         awaitable of it. ``finish(result)`` (RPC: copy the result out) runs
         after it, still inside the event; what it raises is the handler's
         error. An error that reset the object is also stored as
-        ``breaks._broken`` (the stub the call came through).
+        ``breaks._broken`` (the stub the call came through). A handler that
+        may suspend and is still running ``time_limit`` seconds after it
+        began is cancelled, and the event fails with ``trio.TooSlowError``.
 
         The handler runs in the caller's task (a task per event would cost
         more than the event), shielded from the caller's cancellation: a
@@ -658,7 +711,7 @@ class Actor:
                     result = invoke(act)
                     kind = _await_kind(result)
                     if kind == _MAY_SUSPEND:
-                        result = await self._run_shielded(act, result)
+                        result = await self._run_shielded(act, result, time_limit)
                     elif kind == _INSTANT:
                         result = await result
                     if finish is not None and not act.dead:
@@ -690,19 +743,128 @@ class Actor:
             raise
 
     @staticmethod
-    async def _run_shielded(act: Activation, awaitable: Awaitable[Any]) -> Any:
+    async def _run_shielded(
+        act: Activation, awaitable: Awaitable[Any], time_limit: float | None = None
+    ) -> Any:
         """Await a handler that may suspend, shielded from the caller's cancellation.
 
         A reset cancels the scope (cancelling a shielded scope still cancels
-        its body); the caller then reports the activation's error.
+        its body); the caller then reports the activation's error. With a
+        ``time_limit``, the same scope's deadline cuts a handler that runs
+        longer, which then raises ``trio.TooSlowError``.
         """
         with trio.CancelScope(shield=True) as scope:
+            if time_limit is not None:
+                scope.deadline = trio.current_time() + time_limit
             act.scopes.add(scope)
             try:
                 return await awaitable
             finally:
                 act.scopes.discard(scope)
+        if not act.dead:
+            raise trio.TooSlowError  # only the deadline cancels a live activation's scope
         return None  # cancelled by a reset
+
+    # -- events nobody waits for (alarms) --------------------------------------
+
+    def begin_nowait(self, visible_id: DurableObjectId) -> Activation | None:
+        """Begin an event now, activating the object if needed, unless it would have to wait.
+
+        Returns None, having begun nothing, when the event would wait:
+        the input gate is closed (a constructor's blockConcurrencyWhile
+        included), the object's queue is full, or the runtime is closing.
+        :meth:`_enter` then does the waiting. A constructor that raises
+        raises here, rebuilt as the caller sees it.
+        """
+        rt = self.runtime
+        if rt._closing or self.queued >= rt.config.max_queued_events:
+            return None
+        act = self.act
+        if act is None:
+            try:
+                act = self.activate(visible_id)
+            except Exception as exc:
+                raise remote_error(exc) from None
+        if act.gate_closers:
+            return None
+        self._begin_event(act)
+        return act
+
+    async def deliver_begun(
+        self,
+        act: Activation,
+        invoke: Callable[[Activation], Any],
+        *,
+        scope: trio.CancelScope,
+        on_suspend: Callable[[], None],
+        done: Callable[[Activation, BaseException | None], None],
+        finish: Callable[[Any], Any] | None = None,
+        time_limit: float | None = None,
+    ) -> None:
+        """Run an event that has no reply, begun with :meth:`begin_nowait`, in this task.
+
+        For a task that runs many such events one after the other (the
+        alarm dispatcher). ``scope`` is the task's own shielded cancel scope,
+        already entered: it stands for the event's scope (a reset cancels
+        it), so an event costs no scope of its own. The handler
+        (``invoke(act)``, then ``finish(result)``, as for :meth:`deliver`)
+        runs here, awaits that never suspend (storage results) included. If
+        it really suspends, ``on_suspend()`` is called first (the task hands
+        its other work to another task: from then on it serves this event
+        only, and its scope with it) and the scope's deadline becomes
+        ``time_limit`` from then; a handler still running then fails with
+        ``trio.TooSlowError``. The writes are committed at once when the
+        handler ends: with no reply to hold back there is no group commit to
+        wait for, and a commit is always allowed early. ``done(act,
+        failure)`` is called once the event has ended; ``failure`` is the
+        handler's exception, the error of a reset (crash, abort, failed
+        commit), or None. ``done`` must not raise. Once ``scope`` is
+        cancelled (a reset, the deadline), trio's Cancelled propagates from
+        here to it.
+        """
+        failure: BaseException | None = None
+
+        def suspended() -> None:
+            on_suspend()
+            if time_limit is not None:
+                scope.deadline = trio.current_time() + time_limit
+
+        act.scopes.add(scope)
+        try:
+            token = _current.set(act)
+            try:
+                result = invoke(act)
+                kind = _await_kind(result)
+                if kind == _INSTANT:
+                    result = _settle(result)
+                elif kind == _MAY_SUSPEND:
+                    result = await _await_watched(result, suspended)
+                if finish is not None and not act.dead:
+                    finish(result)
+            except DurableObjectAbort:
+                pass  # the activation is already reset; its error is the failure
+            except trio.Cancelled:
+                failure = trio.TooSlowError()  # unless a reset did it: see done below
+                raise
+            except Exception as exc:
+                failure = exc
+            finally:
+                _current.reset(token)
+            failure = self._commit_nowait(act, failure)
+        finally:
+            act.scopes.discard(scope)
+            self._end_event(act)
+            done(act, act.error if act.dead else failure)
+
+    @staticmethod
+    def _commit_nowait(act: Activation, failure: BaseException | None) -> BaseException | None:
+        """Commit an ended handler's writes now; returns the event's failure so far."""
+        if not act.dead and act.committed_seq < act.gate_seq:
+            try:
+                act._commit_batch()
+            except Exception as exc:  # a failed commit resets the object: act.error says why
+                return failure or exc
+        return failure
 
     async def _enter(self, visible_id: DurableObjectId, order: StubOrder | None) -> Activation:
         """Wait for this call's turn on its stub and for the input gate; activate if needed."""

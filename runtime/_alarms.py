@@ -8,7 +8,9 @@ Production's rules (reference/durable-objects.md section 3 and the gotchas):
 * Firing is an event: a sleeping object is constructed first. At most one
   ``alarm()`` runs per object at a time; other events still flow.
 * While ``alarm()`` runs, ``getAlarm()`` returns None unless the handler set
-  a new alarm: the stored time is cleared inside the handler's batch.
+  a new alarm: the stored time is hidden, and deleted in the batch that
+  ends a successful run (``ObjectDatabase.hide_alarm``), atomically with the
+  handler's last writes.
 * An uncaught exception is retried after 2, 4, 8, 16, 32, 64 s plus up to 25 %
   seeded jitter, at most 6 retries, with ``retryCount``/``isRetry`` passed to
   the handler; during the backoff ``getAlarm()`` returns the original time.
@@ -16,7 +18,8 @@ Production's rules (reference/durable-objects.md section 3 and the gotchas):
   ``ctx.abort()`` during an alarm retries it unless ``retryAlarm`` is False.
   Writes made by a failing handler are kept, as workerd does.
 * Delivery is at least once: a crash mid-alarm leaves the stored time in
-  place, so it fires again.
+  place, so it fires again, even if writes of the handler were committed
+  before the crash (an outbound call's output gate commits them).
 * With a ``state_dir``, alarms survive a restart: each namespace keeps an
   index (``do/<binding>/alarms.json``) written on close; objects whose files
   changed after it are re-read, so the index may be missing or stale.
@@ -29,8 +32,10 @@ import json
 import logging
 import os
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +54,8 @@ _HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 #: Seconds before an alarm that failed for an internal reason is tried again.
 INTERNAL_RETRY_DELAY = 1.0
 _INDEX = "alarms.json"
+#: Alarms the dispatcher runs before it lets other tasks run.
+DISPATCH_BATCH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +66,9 @@ class AlarmInfo:
     isRetry: bool
 
 
+_FIRST_RUN = AlarmInfo(retryCount=0, isRetry=False)
+
+
 def _takes_argument(handler: Callable[..., Any]) -> bool:
     try:
         params = inspect.signature(handler).parameters.values()
@@ -67,12 +77,45 @@ def _takes_argument(handler: Callable[..., Any]) -> bool:
     return any(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params)
 
 
+class _Turn:
+    """One dispatcher task's hold on the queue of due alarms."""
+
+    __slots__ = ("_manager", "owner")
+
+    def __init__(self, manager: AlarmManager) -> None:
+        self._manager = manager
+        self.owner = True
+
+    def hand_off(self) -> None:
+        """Give the queue up (to a new dispatcher task, if anything is queued)."""
+        self.owner = False
+        mgr = self._manager
+        if mgr._due and not mgr._rt._closing:
+            mgr._rt._nursery.start_soon(mgr._dispatch)
+        else:
+            mgr._dispatching = False
+
+
 class AlarmManager:
-    """Schedules and runs every object's alarm on the runtime's one scheduler."""
+    """Schedules and runs every object's alarm on the runtime's one scheduler.
+
+    A due alarm's timer puts the object on a queue that one task, the
+    dispatcher (:meth:`_dispatch`, started when the queue fills and ended
+    when it is empty), works through, running each alarm event itself: no
+    task and no cancel scope per alarm. An alarm that must wait (a closed
+    input gate, a full queue) gets a task of its own; so, in effect, does a
+    handler that really suspends (an outbound call, a sleep): it keeps the
+    dispatcher's task and a new dispatcher takes the queue over. A task per
+    alarm cost more than the alarm itself, and with thousands of alarms
+    due at once their thousands of live tasks made every garbage collection
+    walk them all.
+    """
 
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
         self._takes_arg: dict[type, bool] = {}
+        self._due: deque[Actor] = deque()
+        self._dispatching = False
         self.fired = 0
         self.lateness_ms: list[float] = []  # kept short; benchmarks read it
         self.record_lateness = False
@@ -91,15 +134,28 @@ class AlarmManager:
 
     def _schedule(self, actor: Actor, scheduled_ms: int | float | None, *, at: float | None = None) -> None:
         timer = actor.alarm_timer
-        if timer is not None:
-            timer.cancel()
-            actor.alarm_timer = None
-        if scheduled_ms is None and at is None:
-            return
         if at is None:
-            assert scheduled_ms is not None
+            if scheduled_ms is None:
+                if timer is not None and timer.pending:
+                    timer.cancel()
+                return
             at = self._rt.clock.trio_time_for(scheduled_ms)
-        actor.alarm_timer = self._rt.scheduler.call_at(at, self._fire, actor)
+        scheduler = self._rt.scheduler
+        if timer is not None:
+            if timer.pending:
+                if timer.deadline == at:
+                    return
+                timer.cancel()
+            elif not timer.cancelled:
+                # The handle that fired last: re-arming it allocates nothing.
+                scheduler.call_again(timer, at)
+                return
+        actor.alarm_timer = scheduler.call_at(at, self._fire, actor)
+
+    def _cancel_timer(self, actor: Actor) -> None:
+        timer = actor.alarm_timer
+        if timer is not None and timer.pending:
+            timer.cancel()
 
     def resync(self, actor: Actor) -> None:
         """Schedule from what the database holds (after a rollback, or at start)."""
@@ -109,20 +165,97 @@ class AlarmManager:
         self._schedule(actor, db.get_alarm())
 
     def _fire(self, actor: Actor) -> None:
-        actor.alarm_timer = None
-        if not actor.alarm_running and not self._rt._closing:
-            self._rt._nursery.start_soon(self._run_safely, actor)
+        """The timer's callback: queue the object for the dispatcher."""
+        if actor.alarm_running or self._rt._closing:
+            return
+        self._due.append(actor)
+        if not self._dispatching:
+            self._dispatching = True
+            self._rt._nursery.start_soon(self._dispatch)
 
-    async def _run_safely(self, actor: Actor) -> None:
-        """A scheduled firing: nothing it meets may take the runtime down."""
+    async def _dispatch(self) -> None:
+        """Run the queued alarms, a batch at a time, until none is left.
+
+        One task at a time owns the queue. An alarm whose handler really
+        suspends keeps the task that runs it, and a new task takes the queue
+        over (see ``Actor.deliver_begun``).
+        """
+        due = self._due
+        turn = _Turn(self)
         try:
-            await self.run(actor, False)
+            # The task's one scope stands for the scope of each event it runs.
+            with trio.CancelScope(shield=True) as scope:
+                while due:
+                    for _ in range(min(len(due), DISPATCH_BATCH)):
+                        await self._run_next(due.popleft(), scope, turn.hand_off)
+                        if not turn.owner:
+                            return
+                        if scope.cancel_called:
+                            # A reset of the object cancelled it: this task is done.
+                            turn.hand_off()
+                            return
+                    if due:
+                        await trio.lowlevel.checkpoint()  # a turn for every other task
+        finally:
+            if turn.owner:
+                self._dispatching = False
+
+    async def _run_next(self, actor: Actor, scope: trio.CancelScope, hand_off: Callable[[], None]) -> None:
+        """Run a queued alarm in the dispatcher, or in a task of its own if it must wait."""
+        if self._rt._closing:
+            return  # its stored time stands: it fires after a restart
+        try:
+            scheduled = self._prepare(actor, False)
         except Exception:
-            # An internal failure (the database could not be opened, say):
-            # like workerd, try again soon without counting it as a retry.
-            log.exception("alarm of %r could not run; trying again in %s s", actor, INTERNAL_RETRY_DELAY)
-            actor.alarm_running = False
-            self._schedule(actor, None, at=trio.current_time() + INTERNAL_RETRY_DELAY)
+            self._internal_failure(actor)
+            return
+        if scheduled is None:
+            return
+        retry = actor.alarm_retry
+        try:
+            act = actor.begin_nowait(actor.id.for_object())
+        except Exception as exc:
+            # The constructor failed (nothing began): a failed run, as deliver() reports it.
+            self._done(actor, scheduled, retry, None, exc)
+            return
+        if act is None:
+            # It must wait (input gate, queue): the alarm stays marked running meanwhile.
+            self._rt._nursery.start_soon(self._run_safely, actor, scheduled, retry)
+            return
+        await actor.deliver_begun(
+            act,
+            self._invoker(actor, retry, None),
+            scope=scope,
+            on_suspend=hand_off,
+            finish=partial(self._succeeded, actor),
+            done=partial(self._done, actor, scheduled, retry),
+            time_limit=self._rt.config.alarm_time_limit,
+        )
+
+    def _done(
+        self, actor: Actor, scheduled: int, retry: int, act: Activation | None, failure: BaseException | None
+    ) -> None:
+        """The event of a dispatched alarm ended (``Actor.deliver_nowait``'s ``done``)."""
+        try:
+            self._ended(actor, scheduled, retry, act, failure)
+        except Exception:
+            self._internal_failure(actor)
+
+    def _internal_failure(self, actor: Actor) -> None:
+        # An internal failure (the database could not be opened, say): like
+        # workerd, try again soon without counting it as a retry.
+        log.exception("alarm of %r could not run; trying again in %s s", actor, INTERNAL_RETRY_DELAY)
+        actor.alarm_running = False
+        if actor.db is not None:
+            actor.db.reveal_alarm()
+        self._schedule(actor, None, at=trio.current_time() + INTERNAL_RETRY_DELAY)
+
+    async def _run_safely(self, actor: Actor, scheduled: int, retry: int) -> None:
+        """A dispatched alarm that must wait: nothing it meets may take the runtime down."""
+        try:
+            await self._run_prepared(actor, scheduled, retry)
+        except Exception:
+            self._internal_failure(actor)
 
     # -- running -----------------------------------------------------------------
 
@@ -141,54 +274,84 @@ class AlarmManager:
 
         ``forced`` runs it even if it is not due yet (the test helper).
         """
-        if actor.alarm_running:
-            return False
-        rt = self._rt
-        scheduled = actor.database().get_alarm()
+        scheduled = self._prepare(actor, forced)
         if scheduled is None:
             return False
-        now_ms = rt.clock.now_ms()
+        await self._run_prepared(actor, scheduled, actor.alarm_retry)
+        return True
+
+    def _prepare(self, actor: Actor, forced: bool) -> int | None:
+        """Mark the alarm running if it is due (or ``forced``); returns its time, or None."""
+        if actor.alarm_running:
+            return None
+        scheduled = actor.database().get_alarm()
+        if scheduled is None:
+            return None
+        now_ms = self._rt.clock.now_ms()
         if not forced and scheduled > now_ms + 0.5:
             self._schedule(actor, scheduled)  # a stale timer: re-arm for the real time
-            return False
+            return None
         if self.record_lateness:
             self.lateness_ms.append(now_ms - scheduled)
-        if actor.alarm_timer is not None:
-            actor.alarm_timer.cancel()
-            actor.alarm_timer = None
+        self._cancel_timer(actor)  # a forced run, or a retry's backoff
         actor.alarm_running = True
         actor.alarm_touched = False
-        retry = actor.alarm_retry
-        info = AlarmInfo(retryCount=retry, isRetry=retry > 0)
-        ran: list[Activation] = []
-        limit = rt.config.alarm_time_limit
+        return scheduled
 
-        async def invoke(act: Activation) -> None:
-            ran.append(act)
+    def _invoker(self, actor: Actor, retry: int, ran: list[Activation] | None) -> Callable[[Activation], Any]:
+        """The event's handler call, run inside the object's turn; ``ran`` collects its activation."""
+        info = _FIRST_RUN if retry == 0 else AlarmInfo(retryCount=retry, isRetry=True)
+
+        def invoke(act: Activation) -> Any:
+            if ran is not None:
+                ran.append(act)
             # getAlarm() is None while the handler runs unless it re-arms.
-            actor.database().set_alarm(None)
-            act.wrote(confirmed=True)
+            actor.database().hide_alarm()
             handler = getattr(act.instance, "alarm", None)
             if handler is None:
                 log.warning("%r has an alarm but no alarm() handler; the alarm is dropped", actor)
-                return
+                return None
             cls = type(act.instance)
             takes = self._takes_arg.get(cls)
             if takes is None:
                 takes = self._takes_arg[cls] = _takes_argument(handler)
-            with trio.fail_after(limit):
-                result = handler(info) if takes else handler()
-                if inspect.isawaitable(result):
-                    await result
+            return handler(info) if takes else handler()
 
+        return invoke
+
+    @staticmethod
+    def _succeeded(actor: Actor, result: object) -> None:
+        """The handler returned (inside the event): delete the hidden time in its batch."""
+        db, act = actor.db, actor.act
+        if db is not None and act is not None and db.clear_hidden_alarm():
+            act.wrote(confirmed=True)
+
+    async def _run_prepared(self, actor: Actor, scheduled: int, retry: int) -> None:
+        ran: list[Activation] = []
         failure: BaseException | None = None
         try:
-            await actor.deliver(invoke, visible_id=actor.id.for_object())
+            await actor.deliver(
+                self._invoker(actor, retry, ran),
+                visible_id=actor.id.for_object(),
+                finish=partial(self._succeeded, actor),
+                time_limit=self._rt.config.alarm_time_limit,
+            )
         except Exception as exc:
             failure = exc
-        finally:
+        except BaseException:
             actor.alarm_running = False
+            if actor.db is not None:
+                actor.db.reveal_alarm()
+            raise
+        self._ended(actor, scheduled, retry, ran[0] if ran else None, failure)
+
+    def _ended(
+        self, actor: Actor, scheduled: int, retry: int, act: Activation | None, failure: BaseException | None
+    ) -> None:
+        """Bookkeeping after the event: the next alarm, a retry, or nothing."""
+        actor.alarm_running = False
         self.fired += 1
+        rt = self._rt
         if failure is None:
             actor.alarm_retry = 0
             if actor.alarm_touched:
@@ -197,9 +360,12 @@ class AlarmManager:
                 # a rolled-back transaction, the timer would find no alarm
                 # stored when it fires, and do nothing.)
                 self._schedule(actor, actor.alarm_rearmed_ms)
-            return True
+            return
         log.info("alarm of %r failed (attempt %d): %r", actor, retry + 1, failure)
-        retry_allowed = not (ran and ran[0].dead and not ran[0].retry_alarm)
+        retry_allowed = not (act is not None and act.dead and not act.retry_alarm)
+        # actor.database(): a reset during the run replaced the one it ran with.
+        db = actor.database()
+        db.reveal_alarm()
         if actor.alarm_touched:
             # A setAlarm/deleteAlarm during the failed run replaces the retry.
             actor.alarm_retry = 0
@@ -208,15 +374,15 @@ class AlarmManager:
             actor.alarm_retry = retry + 1
             delay = rt.config.alarm_retry_base * (2**retry)
             delay *= 1 + rt.rng.uniform(0, rt.config.alarm_retry_jitter)
-            # During the backoff getAlarm() reports the original time (workerd).
-            self._store(actor, scheduled)
+            # During the backoff getAlarm() reports the original time (workerd),
+            # which is still stored: the run never deleted it.
+            if db.get_alarm() != scheduled:
+                self._store(actor, scheduled)
             self._schedule(actor, None, at=trio.current_time() + delay)
         else:
             actor.alarm_retry = 0
-            # actor.database(), not ``db``: a reset during the run replaced it.
-            if actor.database().get_alarm() is not None:
+            if db.get_alarm() is not None:
                 self._store(actor, None)
-        return True
 
     # -- persistence across restarts ---------------------------------------------
 
@@ -253,10 +419,17 @@ class AlarmManager:
     def save(self, binding: str, folder: Path) -> None:
         """Write the namespace's alarm index (on close)."""
         alarms: dict[str, int] = {}
+        queued = set(self._due)  # fired, not run yet: their stored time stands
         for (b, hex_id), actor in self._rt._actors.items():
             if b != binding:
                 continue
-            if actor.alarm_timer is not None or actor.alarm_retry:
+            timer = actor.alarm_timer
+            if (
+                (timer is not None and timer.pending)
+                or actor.alarm_retry
+                or actor.alarm_running
+                or actor in queued
+            ):
                 ms = actor.database().get_alarm()
                 actor.close_idle_database()
                 if ms is not None:

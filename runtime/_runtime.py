@@ -5,7 +5,8 @@ Invariants:
 * Every task the runtime starts lives in its nursery; closing the runtime
   commits pending writes (a graceful shutdown, not a crash), cancels the
   rest and closes every database.
-* One scheduler task and one flusher task serve all objects.
+* One scheduler task and one flusher task serve all objects (and, while
+  alarms are due, one task runs them).
 * ``state_dir=None`` keeps state in a temporary directory removed on close,
   so nothing outlives the runtime but 100,000 objects still fit.
 * All randomness comes from one seeded generator. With a ``state_dir`` the

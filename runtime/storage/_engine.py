@@ -18,7 +18,12 @@ Invariants:
   file returns nothing. The first write creates the file (WAL mode is set
   then, and persists in the file).
 * The alarm time (ms since the epoch) lives in ``_cf_METADATA`` in the same
-  database, so it commits atomically with the writes that set it.
+  database, so it commits atomically with the writes that set it. The
+  database keeps a copy of it in memory (every alarm event reads it), valid
+  while the connection stays open and no rollback undid a write: both make
+  the next read go to SQLite again. While an ``alarm()`` handler runs, the
+  stored time is hidden (reads return None) and deleted only in the batch
+  that ends the run (:meth:`ObjectDatabase.hide_alarm`).
 * Every connection (and every scratch connection) has foreign keys on, as in
   production, and :attr:`ObjectDatabase.policy` as its authorizer: user SQL
   (``runtime.storage._sql``) meets production's rules and limits, the
@@ -80,6 +85,12 @@ _SCHEMA: Final = (
 
 
 _KV_PUT: Final = "INSERT OR REPLACE INTO _cf_KV (key, value) VALUES (?, ?)"
+# An upsert updates the row in place (no delete and insert, as REPLACE does): a third cheaper.
+_ALARM_SET: Final = (
+    f"INSERT INTO _cf_METADATA (name, value) VALUES ('{_ALARM}', ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
+_ALARM_DELETE: Final = f"DELETE FROM _cf_METADATA WHERE name = '{_ALARM}'"
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -345,6 +356,10 @@ class ObjectDatabase:
         # Bumped whenever a batch ends, so a savepoint token from a discarded batch is stale.
         self._generation = 0
         self._fail_next_commit: str | None = None
+        # The alarm time as stored (batch included), when _alarm_known: see get_alarm.
+        self._alarm: int | None = None
+        self._alarm_known = False
+        self._alarm_hidden = False  # see hide_alarm
         #: The authorizer of this database's connections (user SQL rules, internal bypass).
         self.policy = SqlPolicy()
         self._commits = 0
@@ -539,6 +554,7 @@ class ObjectDatabase:
         if self._in_batch:
             self._discard_batch()
         self._conn = None
+        self._alarm_known = False
         conn.close()
         self._pool._closed(self)
 
@@ -554,6 +570,7 @@ class ObjectDatabase:
         self._savepoints = 0
         self._generation += 1
         self._rollbacks += 1
+        self._alarm_known = False
 
     # --- savepoints (storage.transaction) -------------------------------------------------------
 
@@ -565,6 +582,10 @@ class ObjectDatabase:
             The token that :meth:`release_savepoint`, :meth:`rollback_savepoint`
             and :meth:`undo_savepoint` take.
         """
+        if self._alarm_hidden:
+            # A rollback to the savepoint must find the alarm deleted, as the
+            # handler saw it: delete it for real before the savepoint opens.
+            self.set_alarm(None)
         conn = self.write_connection()
         token = SavepointToken(generation=self._generation, depth=self._savepoints)
         conn.execute(f"SAVEPOINT _cf_txn_{token.depth}")
@@ -594,6 +615,7 @@ class ObjectDatabase:
         if self._savepoint_alive(token):
             assert self._conn is not None
             self._savepoints -= 1
+            self._alarm_known = False
             self._conn.execute(f"ROLLBACK TO _cf_txn_{token.depth}")
             self._conn.execute(f"RELEASE _cf_txn_{token.depth}")
 
@@ -602,6 +624,7 @@ class ObjectDatabase:
         """Undo the savepoint's writes so far, leaving it open (``txn.rollback()``)."""
         if self._savepoint_alive(token):
             assert self._conn is not None
+            self._alarm_known = False
             self._conn.execute(f"ROLLBACK TO _cf_txn_{token.depth}")
 
     # --- KV ------------------------------------------------------------------------------------
@@ -697,28 +720,70 @@ class ObjectDatabase:
 
     # --- alarm and deleteAll --------------------------------------------------------------------
 
-    @_sqlite_boundary
     def get_alarm(self) -> int | None:
-        """The stored alarm time in ms since the epoch (batch included), or None."""
+        """The alarm time in ms since the epoch (batch included), or None; None while hidden."""
+        if self._alarm_hidden:
+            return None
+        if self._alarm_known:
+            return self._alarm
+        return self._read_alarm()
+
+    def hide_alarm(self) -> None:
+        """A run of the alarm begins: reads return None until it ends or the alarm is set.
+
+        The stored time is not deleted now but by :meth:`clear_hidden_alarm`
+        in the batch that ends a successful run. Commits made while the
+        handler runs (an outbound call's output gate, say) thus keep it
+        stored, and a crash before the run ends fires it again (at least
+        once). :meth:`set_alarm` (the handler's setAlarm or deleteAlarm)
+        ends the hiding; so does a savepoint, which deletes the stored time
+        first, so that rolling back to it gives what the handler saw.
+        """
+        self._alarm_hidden = True
+
+    def clear_hidden_alarm(self) -> bool:
+        """The run succeeded: delete the hidden time in the open batch; returns whether it wrote."""
+        if not self._alarm_hidden:
+            return False
+        self.set_alarm(None)
+        return True
+
+    def reveal_alarm(self) -> None:
+        """The run failed or was cut: the stored time stands (and reads see it again)."""
+        self._alarm_hidden = False
+
+    @_sqlite_boundary
+    def _read_alarm(self) -> int | None:
         conn = self.read_connection()
         if conn is None:
             return None
         row = conn.execute("SELECT value FROM _cf_METADATA WHERE name = ?", (_ALARM,)).fetchone()
-        return None if row is None else int(row[0])
+        self._alarm = None if row is None else int(row[0])
+        self._alarm_known = True
+        return self._alarm
 
-    @_sqlite_boundary
     def set_alarm(self, scheduled_ms: int | None) -> None:
         """Store (or with None, delete) the alarm time in the open batch."""
+        # A hot path (every alarm event): the sqlite3 boundary is written out here.
+        self._alarm_hidden = False
         if scheduled_ms is None:
             if self._conn is None and not self._file_exists():
                 return
             conn = self.write_connection()
-            conn.execute("DELETE FROM _cf_METADATA WHERE name = ?", (_ALARM,))
-            return
-        conn = self.write_connection()
-        conn.execute(
-            "INSERT OR REPLACE INTO _cf_METADATA (name, value) VALUES (?, ?)", (_ALARM, scheduled_ms)
-        )
+            self._alarm_known = False  # until the write has succeeded
+            try:
+                conn.execute(_ALARM_DELETE)
+            except sqlite3.Error as exc:
+                raise StorageError(sqlite_error_text(exc)) from exc
+        else:
+            conn = self.write_connection()
+            self._alarm_known = False
+            try:
+                conn.execute(_ALARM_SET, (scheduled_ms,))
+            except sqlite3.Error as exc:
+                raise StorageError(sqlite_error_text(exc)) from exc
+        self._alarm = scheduled_ms
+        self._alarm_known = True
 
     @_sqlite_boundary
     def delete_all(self, *, delete_alarm: bool) -> int:
@@ -733,7 +798,10 @@ class ObjectDatabase:
         """
         if self._conn is None and not self._file_exists():
             return 0
+        if self._alarm_hidden:
+            self.set_alarm(None)  # before the savepoint below (see savepoint)
         conn = self.write_connection()
+        self._alarm_known = False  # read it again, whatever happens below
         # All or nothing, like production's deleteAll on SQLite: a failure part-way (a drop
         # SQLite refuses) undoes the whole call and leaves the rest of the batch alone.
         conn.execute("SAVEPOINT _cf_delete_all")

@@ -355,3 +355,191 @@ async def test_the_pool_commits_early_rather_than_exceed_its_bound(autojump_cloc
         assert rt.statistics().open_databases <= 4
         for i in range(12):
             assert await rt.env.H.getByName(f"h{i}").read() == i
+
+
+async def test_a_crash_after_a_commit_inside_the_handler_still_fires_the_alarm_again(autojump_clock) -> None:
+    """At least once: an outbound call commits the handler's writes, not the end of the run."""
+
+    class Sink(DurableObject):
+        async def take(self, n: int) -> None:
+            pass
+
+    class Caller(DurableObject):
+        async def arm(self) -> None:
+            self.ctx.storage.setAlarm(now_ms() + 1000)
+
+        async def alarm(self, info) -> None:
+            self.ctx.storage.put("runs", (await self.ctx.storage.get("runs") or 0) + 1)
+            await self.env.SINK.getByName("sink").take(1)  # the output gate commits the put
+            LOG.append(await self.ctx.storage.getAlarm())
+            if info.retryCount == 0 and len(LOG) == 1:
+                await trio.sleep(10)  # crashed here
+
+        async def runs(self) -> int:
+            return int(await self.ctx.storage.get("runs"))
+
+    async with open_runtime(objects={"C": Caller, "SINK": Sink}, config=config()) as rt:
+        stub = rt.env.C.getByName("c")
+        await stub.arm()
+        await trio.sleep(2)
+        assert LOG == [None]  # getAlarm() inside the handler, after the commit
+        assert rt.get_alarm(stub) is None  # what the object sees while the handler runs
+        db = rt._actor_of(stub).db
+        assert db is not None
+        assert not db.dirty  # so the connection shows what is durable: the time is still stored
+        conn = db.read_connection()
+        assert conn is not None
+        durable = conn.execute("SELECT value FROM _cf_METADATA WHERE name = 'alarm'").fetchall()
+        assert durable == [(EPOCH_MS + 1000,)]  # a process killed now fires it again
+        await rt.crash(stub)
+        await trio.sleep(5)
+        assert LOG == [None, None]  # fired again
+        assert await stub.runs() == 2  # the first run's committed write was kept
+        assert rt.get_alarm(stub) is None
+
+
+async def test_a_successful_run_deletes_the_alarm_in_the_batch_of_its_writes(autojump_clock) -> None:
+    """Persisted with the batch: a failed final commit keeps the alarm, which fires again."""
+
+    class Once(DurableObject):
+        async def arm(self) -> None:
+            self.ctx.storage.setAlarm(now_ms() + 1000)
+
+        async def alarm(self) -> None:
+            LOG.append(now_ms() - EPOCH_MS)
+            self.ctx.storage.put("done", True)
+            if len(LOG) == 1:
+                db = rt._actor_of(stub).db
+                assert db is not None
+                db.fail_next_commit("disk full")
+
+        async def done(self) -> bool:
+            return bool(await self.ctx.storage.get("done"))
+
+    async with open_runtime(objects={"O": Once}, config=config(), seed=3) as rt:
+        stub = rt.env.O.getByName("o")
+        await stub.arm()
+        await trio.sleep(1.5)
+        assert LOG == [1000]
+        assert rt.get_alarm(stub) == EPOCH_MS + 1000  # rolled back with the put: retried
+        await trio.sleep(5)
+        assert len(LOG) == 2
+        assert rt.get_alarm(stub) is None
+        assert await stub.done() is True
+
+
+async def test_a_transaction_rolled_back_in_the_handler_leaves_the_alarm_deleted(autojump_clock) -> None:
+    class Txn(DurableObject):
+        async def arm(self) -> None:
+            self.ctx.storage.setAlarm(now_ms() + 1000)
+
+        async def alarm(self) -> None:
+            async def body(txn) -> None:
+                txn.setAlarm(now_ms() + 5000)
+                txn.rollback()
+
+            await self.ctx.storage.transaction(body)
+            LOG.append(await self.ctx.storage.getAlarm())
+
+    async with open_runtime(objects={"T": Txn}, config=config()) as rt:
+        stub = rt.env.T.getByName("t")
+        await stub.arm()
+        await trio.sleep(10)
+        assert LOG == [None]
+        assert rt.get_alarm(stub) is None
+
+
+async def test_a_handler_that_suspends_holds_up_no_other_alarm(autojump_clock) -> None:
+    class Sleeper(DurableObject):
+        async def arm(self, in_ms: int, sleep: float) -> None:
+            self.ctx.storage.put("sleep", sleep)
+            self.ctx.storage.setAlarm(now_ms() + in_ms)
+
+        async def alarm(self) -> None:
+            LOG.append(("start", self.ctx.id.name, now_ms() - EPOCH_MS))
+            await trio.sleep(await self.ctx.storage.get("sleep"))
+            LOG.append(("end", self.ctx.id.name, now_ms() - EPOCH_MS))
+
+    async with open_runtime(objects={"S": Sleeper}, config=config()) as rt:
+        await rt.env.S.getByName("slow").arm(1000, 10.0)
+        await rt.env.S.getByName("quick").arm(2000, 0.0)
+        await trio.sleep(20)
+        assert LOG == [
+            ("start", "slow", 1000),
+            ("start", "quick", 2000),
+            ("end", "quick", 2000),
+            ("end", "slow", 11_000),
+        ]
+
+
+async def test_a_handler_that_suspends_is_cut_at_the_time_limit_and_retried(autojump_clock) -> None:
+    class Stuck(DurableObject):
+        async def arm(self) -> None:
+            self.ctx.storage.setAlarm(now_ms() + 1000)
+
+        async def alarm(self, info) -> None:
+            LOG.append(info.retryCount)
+            if info.retryCount == 0:
+                await trio.sleep(3600)
+
+    async with open_runtime(objects={"S": Stuck}, config=config(alarm_time_limit=60.0), seed=5) as rt:
+        await rt.env.S.getByName("s").arm()
+        await trio.sleep(30)
+        assert LOG == [0]
+        await trio.sleep(40)  # cut at 61 s, retried 2-2.5 s later
+        assert LOG == [0, 1]
+
+
+async def test_an_alarm_waits_for_a_closed_input_gate(autojump_clock) -> None:
+    class Gated(DurableObject):
+        async def arm(self) -> None:
+            self.ctx.storage.setAlarm(now_ms() + 1000)
+
+            async def hold() -> None:
+                await trio.sleep(5)
+                LOG.append(("gate opens", now_ms() - EPOCH_MS))
+
+            self.ctx.blockConcurrencyWhile(hold)
+
+        async def alarm(self) -> None:
+            LOG.append(("alarm", now_ms() - EPOCH_MS))
+
+    async with open_runtime(objects={"G": Gated}, config=config()) as rt:
+        await rt.env.G.getByName("g").arm()
+        await trio.sleep(10)
+        assert LOG == [("gate opens", 5000), ("alarm", 5000)]
+
+
+async def test_alarms_that_cannot_suspend_run_without_a_task_each(autojump_clock) -> None:
+    """A task per alarm cost more than the alarm: 200 alarms must not start 200 tasks."""
+
+    class Count(trio.abc.Instrument):
+        spawned = 0
+
+        def task_spawned(self, task: trio.lowlevel.Task) -> None:
+            Count.spawned += 1
+
+    async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
+        for i in range(100):
+            await rt.env.T.getByName(f"t{i}").start(1000, 2)
+        instrument = Count()
+        trio.lowlevel.add_instrument(instrument)
+        try:
+            await trio.sleep(2.5)
+        finally:
+            trio.lowlevel.remove_instrument(instrument)
+        assert len(LOG) == 200
+        assert Count.spawned <= 4  # the dispatcher, once per second (its queue empties)
+
+
+async def test_alarms_queued_but_not_run_at_close_are_in_the_index(tmp_path, autojump_clock) -> None:
+    async with open_runtime(objects={"T": Ticker}, state_dir=tmp_path, config=config()) as rt:
+        stub = rt.env.T.getByName("t")
+        await stub.start(5_000, 1)
+        actor = rt._actor_of(stub)
+        rt._alarms._fire(actor)  # its timer fired; the dispatcher has not run yet
+        # The runtime closes here, before any checkpoint.
+    assert '"' + actor.id.toString() + '"' in (tmp_path / "do" / "T" / "alarms.json").read_text()
+    async with open_runtime(objects={"T": Ticker}, state_dir=tmp_path, config=config()) as rt:
+        await trio.sleep(6)
+        assert [entry[0] for entry in LOG] == ["alarm"]

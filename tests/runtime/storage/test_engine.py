@@ -378,6 +378,94 @@ def test_alarm_is_written_in_the_batch(db: ObjectDatabase) -> None:
     assert db.get_alarm() is None
 
 
+def committed_alarm(path: Path) -> int | None:
+    """The alarm time as committed in the file (read through a separate connection)."""
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute("SELECT value FROM _cf_METADATA WHERE name = 'alarm'").fetchone()
+    finally:
+        conn.close()
+    return None if row is None else int(row[0])
+
+
+def test_the_alarm_read_from_memory_follows_rollbacks_and_reopens(
+    tmp_path: Path, pool: ConnectionPool
+) -> None:
+    """The in-memory copy of the alarm time never outlives what SQLite holds."""
+    path = tmp_path / "o.sqlite"
+    db = ObjectDatabase(path, pool, exclusive=False)
+    db.set_alarm(1000)
+    db.commit()
+    db.savepoint()
+    token = db.savepoint()
+    db.set_alarm(2000)
+    db.rollback_savepoint(token)
+    assert db.get_alarm() == 1000
+    db.set_alarm(3000)
+    db.rollback()  # the outer savepoint's batch too
+    assert db.get_alarm() == 1000
+    db.close()
+    # Written behind its back while closed (another process, a restored backup).
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE _cf_METADATA SET value = 4000 WHERE name = 'alarm'")
+    conn.commit()
+    conn.close()
+    assert db.get_alarm() == 4000
+
+
+def test_a_hidden_alarm_reads_as_none_and_is_deleted_only_when_the_run_ends(
+    tmp_path: Path, pool: ConnectionPool
+) -> None:
+    """While alarm() runs the time is hidden, yet stays stored through commits made meanwhile."""
+    path = tmp_path / "o.sqlite"
+    db = ObjectDatabase(path, pool, exclusive=False)
+    db.set_alarm(1000)
+    db.commit()
+    db.hide_alarm()
+    assert db.get_alarm() is None
+    db.kv_put("k", b"v")
+    db.commit()  # a commit in the middle of the handler
+    assert committed_alarm(path) == 1000  # a crash now would fire it again
+    assert db.get_alarm() is None
+    assert db.clear_hidden_alarm() is True
+    assert committed_alarm(path) == 1000  # deleted in the open batch, not yet committed
+    db.commit()
+    assert committed_alarm(path) is None
+    assert db.clear_hidden_alarm() is False  # nothing hidden any more: no write
+    assert not dirty(db)
+
+
+def test_setting_the_alarm_ends_the_hiding_and_a_failed_run_reveals_it(db: ObjectDatabase) -> None:
+    db.set_alarm(1000)
+    db.commit()
+    db.hide_alarm()
+    db.set_alarm(5000)  # the handler re-arms
+    assert db.get_alarm() == 5000
+    assert db.clear_hidden_alarm() is False
+    db.commit()
+    db.hide_alarm()
+    db.reveal_alarm()  # the run failed: a retry keeps the stored time
+    assert db.get_alarm() == 5000
+    assert not dirty(db)
+
+
+def test_a_savepoint_deletes_a_hidden_alarm_so_rolling_back_keeps_it_deleted(db: ObjectDatabase) -> None:
+    """storage.transaction() inside alarm(): rolling it back gives what the handler saw, None."""
+    db.set_alarm(1000)
+    db.commit()
+    db.hide_alarm()
+    token = db.savepoint()
+    db.set_alarm(2000)
+    db.rollback_savepoint(token)
+    assert db.get_alarm() is None
+    assert db.clear_hidden_alarm() is False
+    db.hide_alarm()
+    assert db.delete_all(delete_alarm=False) == 0  # deleteAll also deletes a hidden alarm first
+    assert db.get_alarm() is None
+    db.rollback()
+    assert db.get_alarm() == 1000  # a crash undoes it all: the alarm fires again
+
+
 # --- the pool ---------------------------------------------------------------------------------------
 
 
