@@ -352,6 +352,11 @@ class AlarmManager:
         actor.alarm_running = False
         self.fired += 1
         rt = self._rt
+        if rt._closing:
+            # Cut by the shutdown (or ended during it): the databases are closed, and what
+            # is stored stands. An unfinished run never deleted its time: it fires after a
+            # restart (the index written on close lists it).
+            return
         if failure is None:
             actor.alarm_retry = 0
             if actor.alarm_touched:

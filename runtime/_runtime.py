@@ -8,7 +8,8 @@ Invariants:
 * One scheduler task and one flusher task serve all objects (and, while
   alarms are due, one task runs them).
 * ``state_dir=None`` keeps state in a temporary directory removed on close,
-  so nothing outlives the runtime but 100,000 objects still fit.
+  so nothing outlives the runtime but 100,000 objects still fit. A given
+  state directory serves one runtime at a time (``runtime.lock``).
 * All randomness comes from one seeded generator. With a ``state_dir`` the
   number of previous opens is stored there and mixed into the seed, so a
   reopened runtime never replays the same ``newUniqueId`` sequence.
@@ -16,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -437,6 +439,27 @@ class Runtime:
 STORAGE_RESET = "Internal error in Durable Object storage caused object to be reset; reference = {ref}"
 
 
+def _lock_state_dir(root: Path) -> int:
+    """Hold ``root/runtime.lock`` for the runtime's life; returns its descriptor.
+
+    Object databases take no SQLite file locks (runtime.storage's
+    ObjectDatabase): this one lock keeps a second runtime, in this process
+    or another, away from every object of the state directory. The kernel
+    drops it when the process dies, so a crash leaves nothing stale.
+    """
+    path = root / "runtime.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StorageError(f"{root} is in use by another runtime (it holds {path})") from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _runtime_rng(seed: int | None, root: Path, persistent: bool) -> random.Random:
     base = seed if seed is not None else int.from_bytes(os.urandom(8), "big")
     opens = 0
@@ -473,12 +496,14 @@ async def open_runtime(
     """
     config = config or RuntimeConfig()
     tmp: tempfile.TemporaryDirectory[str] | None = None
+    lock: int | None = None
     if state_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="shardsim-")
         root = Path(tmp.name)
     else:
         root = Path(state_dir)
         root.mkdir(parents=True, exist_ok=True)
+        lock = _lock_state_dir(root)
     try:
         rt = Runtime(
             objects=objects,
@@ -518,3 +543,5 @@ async def open_runtime(
     finally:
         if tmp is not None:
             tmp.cleanup()
+        if lock is not None:
+            os.close(lock)  # releases the lock

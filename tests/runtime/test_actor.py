@@ -617,6 +617,31 @@ async def test_state_dir_survives_reopen_and_list_ids(tmp_path, autojump_clock) 
         assert not rt.env.COUNTER.newUniqueId().equals(first_unique)
 
 
+async def test_a_state_dir_serves_one_runtime_at_a_time(tmp_path, autojump_clock) -> None:
+    """Object databases take no SQLite file locks: the state directory's lock keeps runtimes apart."""
+    import sys
+
+    from shards import StorageError
+
+    async with open_runtime(objects={"COUNTER": Counter}, state_dir=tmp_path, config=config()) as rt:
+        await rt.env.COUNTER.getByName("a").increment(1)
+        with pytest.raises(StorageError, match=r"is in use by another runtime"):
+            async with open_runtime(objects={"COUNTER": Counter}, state_dir=tmp_path, config=config()):
+                pass
+        # Another process is kept out as well.
+        probe = (
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+            "try:\n    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError:\n    sys.exit(3)"
+        )
+        held = await trio.run_process(
+            [sys.executable, "-c", probe, str(tmp_path / "runtime.lock")], check=False
+        )
+        assert held.returncode == 3
+        assert await rt.env.COUNTER.getByName("a").increment(1) == 2  # the refused open changed nothing
+    async with open_runtime(objects={"COUNTER": Counter}, state_dir=tmp_path, config=config()) as rt:
+        assert await rt.env.COUNTER.getByName("a").increment(1) == 3
+
+
 async def test_ctx_id_name_follows_how_the_caller_addressed_the_object(autojump_clock) -> None:
     """Gotcha 28."""
 

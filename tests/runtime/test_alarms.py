@@ -543,3 +543,26 @@ async def test_alarms_queued_but_not_run_at_close_are_in_the_index(tmp_path, aut
     async with open_runtime(objects={"T": Ticker}, state_dir=tmp_path, config=config()) as rt:
         await trio.sleep(6)
         assert [entry[0] for entry in LOG] == ["alarm"]
+
+
+async def test_an_alarm_cut_by_the_shutdown_fires_after_a_restart(tmp_path, autojump_clock) -> None:
+    """Nothing reopens a database after close, and the unfinished run's time stands."""
+
+    class Long(DurableObject):
+        async def arm(self) -> None:
+            self.ctx.storage.setAlarm(now_ms() + 1000)
+
+        async def alarm(self) -> None:
+            LOG.append("start")
+            await trio.sleep(100)
+            LOG.append("end")
+
+    async with open_runtime(objects={"L": Long}, state_dir=tmp_path, config=config()) as rt:
+        await rt.env.L.getByName("l").arm()
+        await trio.sleep(2)
+        assert LOG == ["start"]
+        pool = rt._pool
+    assert pool.statistics().open == 0
+    async with open_runtime(objects={"L": Long}, state_dir=tmp_path, config=config()) as rt:
+        await trio.sleep(2)  # the clock starts at the same epoch again: due at +1 s
+        assert LOG == ["start", "start"]
