@@ -149,9 +149,12 @@ def _await_watched(awaitable: Any, on_suspend: Callable[[], None]) -> Generator[
         except GeneratorExit:
             steps.close()
             raise
-        except BaseException as exc:  # thrown in by trio: pass it on
+        except BaseException as exc:  # thrown in by trio: pass it on, as await does
+            throw = getattr(steps, "throw", None)
+            if throw is None:
+                raise
             try:
-                trap = steps.throw(exc)
+                trap = throw(exc)
             except StopIteration as stop:
                 return stop.value
         else:
@@ -767,8 +770,11 @@ class Actor:
 
     # -- events nobody waits for (alarms) --------------------------------------
 
-    def begin_nowait(self, visible_id: DurableObjectId) -> Activation | None:
+    def begin_nowait(self, visible_id: DurableObjectId | None = None) -> Activation | None:
         """Begin an event now, activating the object if needed, unless it would have to wait.
+
+        ``visible_id`` is ``ctx.id`` if the object activates (default: the
+        id as the object sees it, ``for_object()``).
 
         Returns None, having begun nothing, when the event would wait:
         the input gate is closed (a constructor's blockConcurrencyWhile
@@ -782,7 +788,7 @@ class Actor:
         act = self.act
         if act is None:
             try:
-                act = self.activate(visible_id)
+                act = self.activate(visible_id if visible_id is not None else self.id.for_object())
             except Exception as exc:
                 raise remote_error(exc) from None
         if act.gate_closers:

@@ -187,7 +187,11 @@ class AlarmManager:
             with trio.CancelScope(shield=True) as scope:
                 while due:
                     for _ in range(min(len(due), DISPATCH_BATCH)):
-                        await self._run_next(due.popleft(), scope, turn.hand_off)
+                        actor = due.popleft()
+                        try:
+                            await self._run_next(actor, scope, turn.hand_off)
+                        except Exception:  # a safety net: a bug here must not stop every alarm
+                            self._internal_failure(actor)
                         if not turn.owner:
                             return
                         if scope.cancel_called:
@@ -213,7 +217,7 @@ class AlarmManager:
             return
         retry = actor.alarm_retry
         try:
-            act = actor.begin_nowait(actor.id.for_object())
+            act = actor.begin_nowait()
         except Exception as exc:
             # The constructor failed (nothing began): a failed run, as deliver() reports it.
             self._done(actor, scheduled, retry, None, exc)
@@ -235,7 +239,7 @@ class AlarmManager:
     def _done(
         self, actor: Actor, scheduled: int, retry: int, act: Activation | None, failure: BaseException | None
     ) -> None:
-        """The event of a dispatched alarm ended (``Actor.deliver_nowait``'s ``done``)."""
+        """The event of a dispatched alarm ended (``Actor.deliver_begun``'s ``done``)."""
         try:
             self._ended(actor, scheduled, retry, act, failure)
         except Exception:

@@ -566,3 +566,26 @@ async def test_an_alarm_cut_by_the_shutdown_fires_after_a_restart(tmp_path, auto
     async with open_runtime(objects={"L": Long}, state_dir=tmp_path, config=config()) as rt:
         await trio.sleep(2)  # the clock starts at the same epoch again: due at +1 s
         assert LOG == ["start", "start"]
+
+
+async def test_a_bug_in_the_alarm_path_stops_no_other_alarm(autojump_clock, monkeypatch) -> None:
+    from runtime._actor import Actor
+
+    async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
+        await rt.env.T.getByName("a").start(1000, 1)
+        await rt.env.T.getByName("b").start(1000, 1)
+        original = Actor.deliver_begun
+        broken: list[Actor] = []
+
+        async def buggy(self, *args, **kwargs):
+            if not broken:
+                broken.append(self)
+                raise RuntimeError("a bug")
+            return await original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Actor, "deliver_begun", buggy)
+        await trio.sleep(1.5)
+        assert len(LOG) == 1  # the other object's alarm ran
+        await trio.sleep(1.5)
+        assert len(LOG) == 2  # and the broken one was tried again (not counted as a retry)
+        assert [entry[2] for entry in LOG] == [0, 0]
