@@ -6,18 +6,18 @@ Two parts, figures one JSON line each.
 ``alarm_cpu_us_per_event``): for N objects (default 100, 1,000 and 10,000;
 env ``SHARDSIM_BENCH_ALARM_SCALE``, comma-separated), each ``alarm()``
 re-arms its own alarm for ``now + period`` (``SHARDSIM_BENCH_ALARM_SCALE_PERIOD_MS``,
-default 0: due at once, so the runtime runs alarms as fast as it can and the
-figure is its capacity), measured over ``SHARDSIM_BENCH_ALARM_SCALE_SECONDS``
+default 0: due at once, so the runtime runs alarms as fast as it can and
+the figure is its capacity). Measured over ``SHARDSIM_BENCH_ALARM_SCALE_SECONDS``
 (default 3) of real time once every object has fired twice (at most 30 s
 of warm-up; a runtime that never gets there reports what it does in the
-window, possibly nothing). Two handlers: ``rearm``
-(only ``setAlarm``) and ``put`` (one ``storage.put`` as well). CPU is the
-process's CPU time over the window divided by the alarms fired in it; the
-share of it spent in the garbage collector is reported too
-(``alarm_gc_share``), since that is the cost that grows with the number of
-live Python objects. For reference, ``rpc_put_cpu_us_per_event``: one
-sequential caller sending one RPC with one put to each of the N objects in
-turn. An alarm event should cost about what that costs, whatever N is.
+window, possibly nothing). Two handlers: ``rearm`` (only ``setAlarm``) and
+``put`` (one ``storage.put`` as well). CPU is the process's CPU time over
+the window divided by the alarms fired in it; the share of it spent in the
+garbage collector is reported too (``alarm_gc_share``): that cost grows
+with the number of live Python objects. For reference,
+``rpc_put_cpu_us_per_event``: one sequential caller sending one RPC with
+one put to each of the N objects in turn. An alarm event should cost about
+what that costs, whatever N is.
 
 **Lateness at scale** (``alarms_fired_per_s``, ``lateness_p50``/``p99``): N
 objects (default 10,000; env ``SHARDSIM_BENCH_ALARM_OBJECTS``) each re-arming

@@ -829,12 +829,6 @@ class Actor:
         here to it.
         """
         failure: BaseException | None = None
-
-        def suspended() -> None:
-            on_suspend()
-            if time_limit is not None:
-                scope.deadline = trio.current_time() + time_limit
-
         act.scopes.add(scope)
         try:
             token = _current.set(act)
@@ -844,6 +838,12 @@ class Actor:
                 if kind == _INSTANT:
                     result = _settle(result)
                 elif kind == _MAY_SUSPEND:
+
+                    def suspended() -> None:
+                        on_suspend()
+                        if time_limit is not None:
+                            scope.deadline = trio.current_time() + time_limit
+
                     result = await _await_watched(result, suspended)
                 if finish is not None and not act.dead:
                     finish(result)
