@@ -19,6 +19,12 @@ Figures, one JSON line each:
   or cancellation check and a yield every 16th call); plus result shaping
   (``first()``'s dict, ``run()``'s ``D1Result`` and ``meta``); the whole API
   call (``prepare()``, ``bind()``, its coroutine). A bare trio checkpoint too.
+  For the point SELECT two more: raw sqlite3 on one reused cursor, as the
+  driver runs a single statement (``select_us_raw_sqlite3_one_cursor``; the
+  raw figures above make a cursor per call, as ``conn.execute`` does), and
+  ``first()``'s own path, which runs the statement and builds the row without
+  an outcome (``select_us_d1_first_path``: gates, statement and row; the
+  rungs before it are the general path that ``all()`` and ``raw()`` take).
 
 The baseline is like for like. Raw sqlite3 gets the connection the D1
 driver opens, minus what D1 adds (the authorizer, production's limits):
@@ -173,6 +179,11 @@ def breakdown(d1_path: Path, raw_path: Path, n: int, rows: int) -> dict[str, flo
             for i in range(n):
                 raw.execute(SELECT, (i % rows + 1,)).fetchone()
             out["select_raw_sqlite3"] = _us(n, t)
+            cursor = raw.cursor()
+            t = time.perf_counter()
+            for i in range(n):
+                cursor.execute(SELECT, (i % rows + 1,)).fetchall()
+            out["select_raw_sqlite3_one_cursor"] = _us(n, t)
             t = time.perf_counter()
             for i in range(n):
                 driver.query_sync(SELECT, (i % rows + 1,), False)
@@ -185,6 +196,10 @@ def breakdown(d1_path: Path, raw_path: Path, n: int, rows: int) -> dict[str, flo
             for i in range(n):
                 first_of(await driver.query(SELECT, (i % rows + 1,), False), None)
             out["select_d1_core_gates_shaping"] = _us(n, t)
+            t = time.perf_counter()
+            for i in range(n):
+                await driver.first(SELECT, (i % rows + 1,))
+            out["select_d1_first_path"] = _us(n, t)
             t = time.perf_counter()
             for i in range(n):
                 await db.prepare(SELECT).bind(i % rows + 1).first()

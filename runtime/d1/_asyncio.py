@@ -28,7 +28,19 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ._api import D1Database
-from ._core import Answer, D1Limits, Engine, Execute, Executed, Outcome, SqlValue, Step, StepFailed
+from ._core import (
+    Answer,
+    D1Limits,
+    Engine,
+    Execute,
+    Executed,
+    JsDict,
+    Outcome,
+    SqlValue,
+    Step,
+    StepFailed,
+    first_row,
+)
 from ._trio import configure_connection, connect
 
 __all__ = ["AsyncioDriver", "close_d1_asyncio", "open_d1_asyncio"]
@@ -77,6 +89,10 @@ class AsyncioDriver:
     async def query(self, sql: str, params: Sequence[SqlValue], meta: bool = True) -> Outcome:
         """One prepared statement: the core's ``query`` generator, step by step."""
         return await self.run(self.engine.query(sql, params, meta))
+
+    async def first(self, sql: str, params: Sequence[SqlValue]) -> JsDict | None:
+        """``first()``'s row: :meth:`query` without meta, shaped by the core."""
+        return first_row(await self.run(self.engine.query(sql, params, False)))
 
     async def _step(self, step: Execute) -> Executed | StepFailed:
         if self._closed:

@@ -8,8 +8,11 @@ answers inline on the trio thread, the asyncio driver awaits aiosqlite for
 each step: the same generator runs under both, so they cannot drift apart.
 For the commonest call, one statement, the engine also exposes the pieces
 the generator is made of (:meth:`Engine.prepare`, :meth:`Engine.single_ran`,
-:meth:`Engine.single_failed`, :meth:`Engine.size_known`); the trio driver
-calls them directly, because a generator costs a quarter of a point query.
+:meth:`Engine.single_changed`, :meth:`Engine.single_failed`,
+:meth:`Engine.size_known`, and a statement's cached :func:`row_builder`); the
+trio driver calls them directly, because a generator costs a quarter of a
+point query; tests/runtime/d1/test_fast_paths.py checks that both ways give
+the same answers.
 
 Invariants:
 
@@ -41,8 +44,9 @@ import re
 import secrets
 import sqlite3
 import weakref
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, TypeAlias
 
 from shards._errors import (
@@ -71,11 +75,15 @@ __all__ = [
     "StepFailed",
     "SqlValue",
     "TRANSACTION_REFUSED",
+    "RowBuilder",
+    "column_of",
     "convert_bind_value",
     "first_of",
+    "first_row",
     "is_plain",
     "raw_of",
     "result_of",
+    "row_builder",
     "split_statements",
 ]
 
@@ -245,6 +253,78 @@ def is_plain(values: Sequence[Any]) -> bool:
     return True
 
 
+# --- rows as dicts ---------------------------------------------------------------------------------
+
+#: Turns one result row (one cell per column, as sqlite3 returns it) into the JsDict the SDK shows.
+RowBuilder: TypeAlias = Callable[[tuple[Any, ...]], JsDict]
+
+#: Rows up to this many columns get a generated builder; wider ones take :func:`_build_row`.
+_GENERATED_WIDTH: Final = 64
+#: Generated factories by width: ``factory(*columns)`` returns the builder for those names.
+_builder_factories: dict[int, Callable[..., RowBuilder]] = {}
+#: Builders by column names (most programs run a few dozen result shapes); cleared when full.
+_builders: dict[tuple[str, ...], RowBuilder] = {}
+
+
+def row_builder(columns: tuple[str, ...]) -> RowBuilder:
+    """The function that makes a row's :class:`JsDict`, for results with these column names.
+
+    It returns what ``JsDict(zip(columns, [js(v) for v in row]))`` would, where
+    ``js`` converts a cell as Pyodide shows it (BLOB to a list of ints, an
+    integral float to an int, an int beyond 2**53 to a float): a repeated name
+    keeps its first place and its last value, as ``Object.fromEntries`` does.
+    Building each row's dict in one straight-line function, the names bound
+    once and each cell checked where it is stored, costs about half of that
+    expression with a separate check of the cells (callgrind, a two-column
+    row: ~3,000 instructions against ~5,700; a whole point query through
+    ``first()`` is ~35,000). Like ``collections.namedtuple`` and
+    ``dataclasses``, we generate the function's source, from the width alone;
+    column names are bound as arguments and never enter the source.
+    """
+    builder = _builders.get(columns)
+    if builder is None:
+        width = len(columns)
+        if 0 < width <= _GENERATED_WIDTH:
+            factory = _builder_factories.get(width)
+            if factory is None:
+                factory = _builder_factories[width] = _builder_factory(width)
+            builder = factory(*columns)
+        else:
+            builder = partial(_build_row, columns)
+        if len(_builders) >= 256:
+            _builders.clear()
+        _builders[columns] = builder
+    return builder
+
+
+def _build_row(columns: tuple[str, ...], row: tuple[Any, ...]) -> JsDict:
+    # What every builder returns, written as a loop: for rows wider than _GENERATED_WIDTH.
+    return JsDict(zip(columns, row if is_plain(row) else [_js_cell(v) for v in row]))  # noqa: B905
+
+
+def _builder_factory(width: int) -> Callable[..., RowBuilder]:
+    keys = [f"k{i}" for i in range(width)]
+    cells = [f"v{i}" for i in range(width)]
+    lines = [
+        f"def factory({', '.join(keys)}):",
+        "    def build(row):",
+        f"        {''.join(c + ', ' for c in cells)}= row",
+        "        out = JsDict()",
+    ]
+    for key, cell in zip(keys, cells, strict=True):
+        # is_plain's test, cell by cell: text, NULL and safe ints are stored unchanged.
+        lines.append(f"        kind = type({cell})")
+        lines.append(
+            f"        out[{key}] = {cell} if kind is str or {cell} is None or (kind is int and "
+            f"{-_MAX_SAFE_INTEGER} <= {cell} <= {_MAX_SAFE_INTEGER}) else js_cell({cell})"
+        )
+    lines += ["        return out", "    return build"]
+    namespace: dict[str, Any] = {"JsDict": JsDict, "js_cell": _js_cell}
+    exec("\n".join(lines), namespace)  # source made above from the width alone
+    factory: Callable[..., RowBuilder] = namespace["factory"]
+    return factory
+
+
 @dataclass(slots=True)
 class Outcome:
     """What one statement (or one multi-statement string) produced, before shaping.
@@ -287,15 +367,11 @@ class Outcome:
 
 def result_of(outcome: Outcome) -> JsDict:
     """The ``D1Result`` of ``all()`` / ``run()``: ``{success, meta, results}``."""
-    cols = outcome.columns
-    # Object.fromEntries: a repeated column name keeps its last value. zip() without
-    # strict=: SQLite gives every row one value per column, and the keyword alone costs
-    # a tenth of a point query's shaping.
-    rows = [
-        JsDict(zip(cols, row if is_plain(row) else [_js_cell(v) for v in row]))  # noqa: B905
-        for row in outcome.rows
-    ]
-    return JsDict(success=True, meta=outcome.meta, results=rows)
+    results: list[JsDict] = []
+    if outcome.rows:
+        build = row_builder(outcome.columns)
+        results = [build(row) for row in outcome.rows]
+    return JsDict(success=True, meta=outcome.meta, results=results)
 
 
 def first_of(outcome: Outcome, column: str | None) -> Any:
@@ -304,12 +380,23 @@ def first_of(outcome: Outcome, column: str | None) -> Any:
     Raises:
         D1ColumnNotFound: rows exist but none has ``column``.
     """
+    return column_of(first_row(outcome), column)
+
+
+def first_row(outcome: Outcome) -> JsDict | None:
+    """``first()``: the first row as a dict, or None when there are no rows."""
     if not outcome.rows:
         return None
-    # zip() without strict=: as in result_of.
-    cells = outcome.rows[0]
-    row = JsDict(zip(outcome.columns, cells if is_plain(cells) else [_js_cell(v) for v in cells]))  # noqa: B905
-    if column is None:
+    return row_builder(outcome.columns)(outcome.rows[0])
+
+
+def column_of(row: JsDict | None, column: str | None) -> Any:
+    """``first(column)`` given ``first()``'s row: the row itself without ``column``, None without a row.
+
+    Raises:
+        D1ColumnNotFound: rows exist but none has ``column``.
+    """
+    if column is None or row is None:
         return row
     if column not in row:
         raise D1ColumnNotFound(f"D1_COLUMN_NOTFOUND: Column not found ({column})", detail="Column not found")
@@ -610,6 +697,10 @@ def _map_error(failure: StepFailed, authorizer: Authorizer, *, last: bool, has_p
 # --- the engine ---------------------------------------------------------------------------------------
 
 
+def _unshaped(row: tuple[Any, ...]) -> JsDict:
+    raise AssertionError("a row built before its statement's shape is known; please file a bug")
+
+
 @dataclass(slots=True)
 class _Prepared:
     statements: list[str]
@@ -617,10 +708,18 @@ class _Prepared:
     schema: bool
     #: The statement when there is exactly one (the common case), else None.
     single: str | None = None
-    #: The last ``cursor.description`` seen for ``single`` and its column names: while
-    #: the description is equal (the schema did not change), the names are reused.
+    #: The last ``cursor.description`` seen for ``single``, its column names and their
+    #: row builder: while the description is equal (the schema did not change, or not
+    #: in a way the statement's result shows), the names and the builder are reused.
     description: Any = None
     columns: tuple[str, ...] = ()
+    build: RowBuilder = _unshaped
+
+    def shape(self, description: Any) -> None:
+        """Take a new ``cursor.description`` (not None): its column names and their row builder."""
+        self.columns = columns = tuple([d[0] for d in description])
+        self.build = row_builder(columns)
+        self.description = description
 
 
 class Engine:
@@ -772,12 +871,10 @@ class Engine:
         """
         if description is None:
             columns: tuple[str, ...] = ()
-        elif description == prepared.description:
-            columns = prepared.columns
         else:
-            columns = tuple([d[0] for d in description])
-            prepared.description = description
-            prepared.columns = columns
+            if description != prepared.description:
+                prepared.shape(description)
+            columns = prepared.columns
         # single_done's body, repeated: a call less on the commonest path.
         changed_db = changes > 0 or prepared.schema
         if changed_db:
@@ -786,6 +883,12 @@ class Engine:
         return Outcome(
             columns, rows, float(duration), changes, last_row_id, changed_db, self._size, len(rows)
         )
+
+    def single_changed(self) -> None:
+        """Record that a single statement changed the database (``changed_db``), for a driver
+        that runs it without :meth:`single_ran`: a new bookmark, and the size to read again."""
+        self._sequence += 1
+        self.size_stale = True
 
     def size_known(self, outcome: Outcome, answer: Answer) -> None:
         """Record the answer to :attr:`size_step`: the database size now, ``outcome.size_after``."""

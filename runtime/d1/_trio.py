@@ -43,7 +43,7 @@ import trio
 from runtime._actor import Activation, current_activation
 
 try:
-    # Holds trio's run queue, which current_statistics().tasks_runnable counts (_tasks_runnable).
+    # Holds the current task and trio's runner (see _gate_outside_objects).
     from trio._core._run import GLOBAL_RUN_CONTEXT as _RUN_CONTEXT
 
     _HAVE_RUN_CONTEXT = True
@@ -58,32 +58,47 @@ from ._core import (
     Engine,
     Execute,
     Executed,
+    JsDict,
     Outcome,
     SqlValue,
     Step,
     StepFailed,
+    first_row,
 )
 
-#: Calls between two yields to trio when no other task is runnable (see ``_gates``).
+#: Calls between two yields to trio when no other task is runnable (see ``TrioDriver._gate``).
 _POLL_EVERY = 16
 
 
-def _tasks_runnable() -> int:
-    """``trio.lowlevel.current_statistics().tasks_runnable``, for a twentieth of the cost.
+def _gate_outside_objects() -> Awaitable[None] | None:
+    """What a call outside objects awaits before it runs; None when it may run at once.
 
-    The public call builds the whole statistics record, I/O backend included
-    (which counts every registered socket): about 22,000 instructions, more
-    than a point query in SQLite, on every D1 call outside an object. This
-    reads the one number from the run queue (about 1,200), and falls back to
-    the public call if trio's internals ever move (tests/runtime/d1/test_trio.py
-    pins that the two agree).
+    A full checkpoint when other tasks are queued to run, when the task is
+    cancelled (the checkpoint raises ``Cancelled``) or a KeyboardInterrupt
+    waits for it; otherwise nothing, and the call counts as a cancellation
+    point, as ``checkpoint_if_cancelled()`` counts it (for
+    ``trio.testing.assert_no_checkpoints``). The public calls decide the same:
+    ``current_statistics().tasks_runnable``, then awaiting
+    ``checkpoint_if_cancelled()``. But the statistics record counts every
+    registered socket (~22,000 instructions, more than a point query in
+    SQLite) and the coroutine alone costs ~2,900; read from trio's task and
+    runner, the whole decision costs ~1,200 (callgrind). If trio's internals
+    ever move, the public calls answer (tests/runtime/d1/test_trio.py pins
+    that the two agree).
     """
     if _HAVE_RUN_CONTEXT:
         try:
-            return len(_RUN_CONTEXT.runner.runq)
-        except AttributeError:  # not in trio.run, or a trio whose runner changed shape
+            task = _RUN_CONTEXT.task
+            runner = task._runner
+            if runner.runq or task._cancel_status.effectively_cancelled or runner.ki_pending:
+                return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - awaited by the caller
+            task._cancel_points += 1
+            return None
+        except AttributeError:  # not in trio.run, or a trio whose task or runner changed shape
             pass
-    return trio.lowlevel.current_statistics().tasks_runnable
+    if trio.lowlevel.current_statistics().tasks_runnable:
+        return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - awaited by the caller
+    return trio.lowlevel.checkpoint_if_cancelled()  # noqa: ASYNC105 - awaited by the caller
 
 
 __all__ = [
@@ -230,9 +245,12 @@ class TrioDriver:
         self._unpolled = 0
         self._conn: sqlite3.Connection | None = connect(self.path)
         self._pages: WalPages | None = None
+        #: The cursor single user statements run on (see query_sync); None once closed.
+        self._cursor: sqlite3.Cursor | None = None
         configure_connection(self._conn, self.engine)
         self.run_sync(self.engine.open())
         self._pages = self._open_wal_pages(self._conn)
+        self._cursor = self._conn.cursor()
 
     def _open_wal_pages(self, conn: sqlite3.Connection) -> WalPages | None:
         if self.path in ("", ":memory:"):
@@ -254,6 +272,9 @@ class TrioDriver:
         pages, self._pages = self._pages, None
         if pages is not None:
             pages.close()
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            cursor.close()
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -262,9 +283,10 @@ class TrioDriver:
         """The current trio task: a handler runs in its caller's task, one per invocation."""
         return trio.lowlevel.current_task()
 
-    def _gates(self) -> Awaitable[None]:
-        # Not async: the caller awaits the returned checkpoint directly, one coroutine
-        # frame less per call. The caller must await what this returns, at once.
+    def _gate(self) -> Awaitable[None] | None:
+        # What to await before the call runs, or None: nothing to wait for. Not async:
+        # the caller awaits what this returns, at once, and skips the await when there
+        # is nothing to wait for (each coroutine costs ~1,000 instructions).
         act = current_activation()
         if act is not None:
             return self._object_gates(act)
@@ -273,10 +295,13 @@ class TrioDriver:
         # query (a scheduler pass and a syscall), so we yield when tasks are queued to
         # run, and otherwise every _POLL_EVERY calls. Cancellation lands on every call.
         self._unpolled += 1
-        if self._unpolled >= _POLL_EVERY or _tasks_runnable():
+        if self._unpolled >= _POLL_EVERY:
             self._unpolled = 0
             return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - awaited by the caller
-        return trio.lowlevel.checkpoint_if_cancelled()  # noqa: ASYNC105 - awaited by the caller
+        gate = _gate_outside_objects()
+        if gate is not None:
+            self._unpolled = 0
+        return gate
 
     @staticmethod
     async def _object_gates(act: Activation) -> None:
@@ -290,42 +315,83 @@ class TrioDriver:
 
     async def run(self, call: Generator[Step, Answer, T]) -> T:
         """Run ``call``: output gate, one checkpoint (the input gate opens), then inline SQLite work."""
-        try:
-            await self._gates()
-        except BaseException:
-            call.close()
-            raise
+        gate = self._gate()
+        if gate is not None:
+            try:
+                await gate
+            except BaseException:
+                call.close()
+                raise
         return self.run_sync(call)
 
     async def query(self, sql: str, params: Sequence[SqlValue], meta: bool = True) -> Outcome:
         """One prepared statement: the gates, then :meth:`query_sync`."""
-        await self._gates()
+        gate = self._gate()
+        if gate is not None:
+            await gate
         return self.query_sync(sql, params, meta)
+
+    async def first(self, sql: str, params: Sequence[SqlValue]) -> JsDict | None:
+        """``first()``'s row (None without rows): the gates, then the statement inline.
+
+        The same as ``first_of(await self.query(sql, params, False), None)``,
+        without the :class:`Outcome`: a single statement runs here, on the
+        driver's cursor, and its row is built with the statement's cached
+        builder (tests/runtime/d1/test_fast_paths.py compares the two).
+        """
+        gate = self._gate()
+        if gate is not None:
+            await gate
+        engine = self.engine
+        prepared = engine.prepared(sql) or engine.prepare(sql)
+        statement = prepared.single
+        cursor = self._cursor
+        if statement is None or cursor is None:
+            return first_row(self.run_sync(engine.query(sql, params, False)))
+        conn = cursor.connection
+        before = conn.total_changes
+        try:
+            rows = cursor.execute(statement, params).fetchall()
+        except sqlite3.Error as exc:
+            raise engine.single_failed(StepFailed(exc), params) from exc
+        if prepared.schema or conn.total_changes != before:
+            engine.single_changed()
+        if not rows:
+            return None
+        description = cursor.description
+        if description != prepared.description:
+            prepared.shape(description)
+        return prepared.build(rows[0])
 
     def query_sync(self, sql: str, params: Sequence[SqlValue], meta: bool = True) -> Outcome:
         """What ``engine.query`` does, inline; for one statement without a generator (it is cheaper).
 
         The statement runs here rather than through :func:`execute_step`: a user
         statement never needs the authorizer's bypass, and no :class:`Executed`
-        is made for it.
+        is made for it. It runs on the driver's one cursor: ``conn.execute``
+        makes (and registers) a cursor per call, ~2,000 instructions, an
+        eighth of a raw point query.
+        Each ``execute`` starts afresh and ``fetchall`` runs the statement to
+        its end, so nothing carries over from one call to the next.
         """
         engine = self.engine
         prepared = engine.prepared(sql) or engine.prepare(sql)
         statement = prepared.single
-        conn = self._conn
-        if statement is None or conn is None:
+        cursor = self._cursor
+        if statement is None or cursor is None:
             return self.run_sync(engine.query(sql, params, meta))
+        conn = cursor.connection
         start = self._now_ms() if meta else 0.0
         before = conn.total_changes
         try:
-            cur = conn.execute(statement, params)
-            description = cur.description
-            rows = cur.fetchall() if description is not None else []
+            rows = cursor.execute(statement, params).fetchall()
         except sqlite3.Error as exc:
             raise engine.single_failed(StepFailed(exc), params) from exc
         changes = conn.total_changes - before
         duration = self._now_ms() - start if meta else 0.0
-        outcome = engine.single_ran(prepared, description, rows, cur.lastrowid or 0, changes, duration)
+        outcome = engine.single_ran(
+            prepared, cursor.description, rows, cursor.lastrowid or 0, changes, duration
+        )
         if meta and engine.size_stale:
             probe = self._pages
             pages = probe.pages() if probe is not None else 0

@@ -11,7 +11,7 @@ import trio
 
 from runtime import DurableObject, ObjectResetError, open_runtime
 from runtime.d1 import D1Database, D1QueryError, close_d1, open_d1
-from runtime.d1._trio import _HAVE_RUN_CONTEXT, TrioDriver, WalPages, _tasks_runnable
+from runtime.d1._trio import _HAVE_RUN_CONTEXT, TrioDriver, WalPages, _gate_outside_objects
 from tests.runtime.conftest import config
 
 #: Set by Notes.slow once it runs (module globals outlive instances, as in production).
@@ -306,11 +306,46 @@ def test_wal_pages_maps_only_a_header_that_describes_the_database(tmp_path: Path
         assert WalPages.open(str(journal), 4096, _page_count(journal)) is None
 
 
-async def test_the_run_queue_check_agrees_with_trio_statistics():
-    """_tasks_runnable reads trio's run queue; it must say what current_statistics() says."""
-    assert _HAVE_RUN_CONTEXT  # else the public (slow) call answers; still correct, but look at why
-    assert _tasks_runnable() == trio.lowlevel.current_statistics().tasks_runnable == 0
+async def test_the_gate_outside_objects_agrees_with_trio_public_api(monkeypatch):
+    """_gate_outside_objects reads trio's task and runner; it must decide as the public calls do."""
+    assert _HAVE_RUN_CONTEXT  # else the public (slow) calls answer; still correct, but look at why
+
+    def decisions() -> list[bool]:
+        # Whether the gate makes the call pass a checkpoint, with trio's internals and without.
+        gate = _gate_outside_objects()
+        out = [gate is not None]
+        close(gate)
+        monkeypatch.setattr("runtime.d1._trio._HAVE_RUN_CONTEXT", False)
+        try:
+            gate = _gate_outside_objects()
+            assert gate is not None
+            # The public path always awaits something: a checkpoint or checkpoint_if_cancelled().
+            out.append(getattr(gate, "__qualname__", "") == "checkpoint")
+            gate.close()  # type: ignore[attr-defined]  # a coroutine, not awaited here
+        finally:
+            monkeypatch.setattr("runtime.d1._trio._HAVE_RUN_CONTEXT", True)
+        return out
+
+    def close(gate: object) -> None:
+        if gate is not None:
+            gate.close()  # type: ignore[attr-defined]
+
+    assert trio.lowlevel.current_statistics().tasks_runnable == 0
+    task = trio.lowlevel.current_task()
+    before = task._cancel_points
+    assert _gate_outside_objects() is None
+    assert task._cancel_points == before + 1  # counted as checkpoint_if_cancelled() counts it
+    assert decisions() == [False, False]
     async with trio.open_nursery() as nursery:
         for _ in range(3):
             nursery.start_soon(trio.lowlevel.checkpoint)
-        assert _tasks_runnable() == trio.lowlevel.current_statistics().tasks_runnable == 3
+        assert trio.lowlevel.current_statistics().tasks_runnable == 3
+        assert decisions() == [True, True]
+        close(_gate_outside_objects())
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        gate = _gate_outside_objects()
+        assert gate is not None
+        with pytest.raises(trio.Cancelled):
+            await gate
+        assert decisions() == [True, False]  # public: checkpoint_if_cancelled(), which raises too
