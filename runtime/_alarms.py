@@ -146,7 +146,7 @@ class AlarmManager:
                 if timer.deadline == at:
                     return
                 timer.cancel()
-            elif not timer.cancelled:
+            elif timer.fired:
                 # The handle that fired last: re-arming it allocates nothing.
                 scheduler.call_again(timer, at)
                 return

@@ -97,6 +97,11 @@ class TimerHandle:
         self.pending = True
         self.cancelled = False
 
+    @property
+    def fired(self) -> bool:
+        """Whether the callback has run (and the handle was not cancelled since): re-armable."""
+        return not self.pending and not self.cancelled
+
     def cancel(self) -> None:
         self.cancelled = True
         # Drop references now: a cancelled entry may sit in a bucket for a
@@ -108,8 +113,7 @@ class TimerHandle:
             scheduler = self._scheduler
             scheduler._live -= 1
             scheduler._dead += 1
-            if scheduler._dead > 64 and scheduler._dead > scheduler._live:
-                scheduler._compact()
+            scheduler._maybe_compact()
 
 
 class Scheduler:
@@ -155,7 +159,7 @@ class Scheduler:
         if the handle is still pending, was cancelled, or is another
         scheduler's.
         """
-        if handle.pending or handle.cancelled or handle._scheduler is not self:
+        if not handle.fired or handle._scheduler is not self:
             raise ValueError("call_again() re-arms a handle of this scheduler that has fired")
         handle.deadline = deadline
         handle.pending = True
@@ -176,6 +180,10 @@ class Scheduler:
             if deadline < self._earliest and deadline > trio.current_time():
                 deadline = self._earliest
             scope.deadline = deadline
+
+    def _maybe_compact(self) -> None:
+        if self._dead > 64 and self._dead > self._live:
+            self._compact()
 
     def _compact(self) -> None:
         buckets: dict[int, list[TimerHandle]] = {}
@@ -220,8 +228,7 @@ class Scheduler:
                     del bucket[:i]
             self._run(due)
             slots = self._slots  # a compaction may have replaced it
-        if self._dead > 64 and self._dead > self._live:
-            self._compact()
+        self._maybe_compact()
 
     def _run(self, due: list[TimerHandle]) -> None:
         for handle in due:

@@ -649,7 +649,7 @@ class ShardObject(DurableObject):
 
     def _rearm(self, sched: Scheduler, handle: TimerHandle | None, deadline: float) -> None:
         # Re-arming the handle that fired allocates nothing (see runtime/_scheduler.py).
-        if handle is not None and not handle.pending and not handle.cancelled:
+        if handle is not None and handle.fired:
             sched.call_again(handle, deadline)
             self._timer = handle
         else:

@@ -815,22 +815,19 @@ class ObjectDatabase:
         """Store (or with None, delete) the alarm time in the open batch."""
         # A hot path (every alarm event): the sqlite3 boundary is written out here.
         self._alarm_hidden = False
+        params: tuple[int, ...]
         if scheduled_ms is None:
             if self._conn is None and not self._file_exists():
                 return
-            cur = self._write_cursor()
-            self._alarm_known = False  # until the write has succeeded
-            try:
-                cur.execute(_ALARM_DELETE)
-            except sqlite3.Error as exc:
-                raise StorageError(sqlite_error_text(exc)) from exc
+            sql, params = _ALARM_DELETE, ()
         else:
-            cur = self._write_cursor()
-            self._alarm_known = False
-            try:
-                cur.execute(_ALARM_SET, (scheduled_ms,))
-            except sqlite3.Error as exc:
-                raise StorageError(sqlite_error_text(exc)) from exc
+            sql, params = _ALARM_SET, (scheduled_ms,)
+        cur = self._write_cursor()
+        self._alarm_known = False  # until the write has succeeded
+        try:
+            cur.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise StorageError(sqlite_error_text(exc)) from exc
         self._alarm = scheduled_ms
         self._alarm_known = True
 
