@@ -5,14 +5,18 @@ For each tick strategy (``timer``: the scheduler calls the tick directly;
 (default 10,000; ``SHARDSIM_BENCH_SHARDS``) with a trivial simulation and 1 to
 ``SHARDSIM_BENCH_MAX_SUBSCRIBERS`` (default 1) in-memory subscribers each
 (connected through ``handle_shard_upgrade``, backed by a transport that
-counts frames) tick for ``SHARDSIM_BENCH_SECONDS`` (default 3) of real time. Figures: achieved ticks/s (offered: N x 20),
-frames/s delivered to transports, tick lateness p50/p99 (when the tick ran
-minus when it was due; with timers, every 8th tick of each shard), CPU share of one core over the window, and the alarm
-strategy's ticks/s as a ratio to the timer strategy's. Two baselines with the
-same tick function, measured in the same run: a task per shard looping on
-``trio.sleep_until``, and one loop calling every tick function (waking at
-most once a millisecond, like the runtime's scheduler). The garbage collector's
-setup backlog is collected before each window.
+counts frames) tick for ``SHARDSIM_BENCH_SECONDS`` (default 3) of real time.
+
+Figures: achieved ticks/s (offered: N x 20), frames/s delivered to
+transports, tick lateness p50/p99 (when the tick ran minus when it was due;
+with timers, every 8th tick of each shard), CPU share of one core over the
+window and CPU µs per tick, and the alarm strategy's ticks/s as a ratio to
+the timer strategy's. Two baselines with the same tick function, measured in
+the same run: a task per shard looping on ``trio.sleep_until``, and one loop
+calling every tick function (waking at most once a millisecond, like the
+runtime's scheduler). The timer strategy's CPU per tick is also given as a
+ratio to the one-loop baseline's. The garbage collector's setup backlog is
+collected before each window.
 
 Real clock; state in a temporary directory on tmpfs when there is one
 (``SHARDSIM_BENCH_STATE_DIR`` overrides). About 4 x 4 s plus setup.
@@ -70,7 +74,8 @@ class TimerBench(ShardObject):
         # the honest lateness includes the ticks that ran before it.
         if not self._ticks & 7:
             LATENESS.append(self._runtime.clock.now() - due)  # trio seconds
-        super()._run_tick(due, at)
+        # Not super(): in Python 3.11 it costs a few percent of a tick.
+        ShardObject._run_tick(self, due, at)
 
 
 class AlarmBench(ShardObject):
@@ -86,10 +91,15 @@ class AlarmBench(ShardObject):
 class CountingTransport:
     """A subscriber's connection that only counts what it is sent."""
 
-    frames = 0
+    __slots__ = ("frames",)
+
+    def __init__(self) -> None:
+        # Counted per instance: assigning a class attribute would invalidate
+        # CPython's attribute caches for the class on every frame.
+        self.frames = 0
 
     def send_nowait(self, message: str | bytes) -> None:
-        CountingTransport.frames += 1
+        self.frames += 1
 
     def close_nowait(self, code: int, reason: str) -> None:
         pass
@@ -102,7 +112,7 @@ def _quantiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(samples), q[98]
 
 
-async def _strategy(binding: str, cls: type[ShardObject]) -> float:
+async def _strategy(binding: str, cls: type[ShardObject]) -> tuple[float, float]:
     rng = random.Random(7)
     resolver = HmacTokenResolver(SECRET)
     cfg = RuntimeConfig(hibernate_after=3600)
@@ -112,12 +122,14 @@ async def _strategy(binding: str, cls: type[ShardObject]) -> float:
 
 async def _measure(
     binding: str, cls: type[ShardObject], cfg: RuntimeConfig, state: str, rng: random.Random, resolver: Any
-) -> float:
+) -> tuple[float, float]:
+    """Returns ticks/s and CPU µs per tick."""
     async with open_runtime(objects={binding: cls}, config=cfg, seed=7, state_dir=state) as rt:
         ns = getattr(rt.env, binding)
         setup = time.perf_counter()
         counts = [rng.randint(1, MAX_SUBSCRIBERS) for _ in range(SHARDS)]
         subscribers = sum(counts)
+        transports: list[CountingTransport] = []
         keep: list[Any] = []
 
         async def join(i: int) -> None:
@@ -129,7 +141,9 @@ async def _measure(
                     f"http://bench/?shard=s{i}&sid={sid}", headers={"authorization": f"Bearer {tok}"}
                 )
                 resp = await handle_shard_upgrade(ns, req, resolver)
-                keep.append(attach(resp.webSocket, CountingTransport()))  # type: ignore[arg-type]
+                transport = CountingTransport()
+                keep.append(attach(resp.webSocket, transport))  # type: ignore[arg-type]
+                transports.append(transport)
 
         async with trio.open_nursery() as nursery:
             for i in range(SHARDS):
@@ -148,7 +162,7 @@ async def _measure(
         # collection walks every object, ~0.7 s at 10,000 shards).
         gc.collect()
         LATENESS.clear()
-        frames0 = CountingTransport.frames
+        frames0 = sum(t.frames for t in transports)
         t0, cpu0 = time.perf_counter(), time.process_time()
         ticks_before = await _total_ticks(rt, ns)
         await trio.sleep(SECONDS)
@@ -156,7 +170,7 @@ async def _measure(
         wall = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         ticks = ticks_after - ticks_before
-        frames = CountingTransport.frames - frames0
+        frames = sum(t.frames for t in transports) - frames0
         p50, p99 = _quantiles(LATENESS)
         extra = {
             "shards": SHARDS,
@@ -169,7 +183,9 @@ async def _measure(
         report(SUITE, f"{binding}_lateness_p50", p50 * 1000, "ms", **extra)
         report(SUITE, f"{binding}_lateness_p99", p99 * 1000, "ms", **extra)
         report(SUITE, f"{binding}_cpu_share", 100 * cpu / wall, "% of one core", **extra)
-        return ticks / wall
+        per_tick = cpu / ticks * 1e6 if ticks else 0.0
+        report(SUITE, f"{binding}_cpu_per_tick", per_tick, "µs", **extra)
+        return ticks / wall, per_tick
 
 
 async def _total_ticks(rt: Any, ns: Any) -> int:
@@ -212,7 +228,7 @@ async def _baseline_tasks() -> None:
     _baseline_report("baseline_task_per_shard", (ticks - ticks0) / wall, lateness, cpu / wall)
 
 
-async def _baseline_loop() -> None:
+async def _baseline_loop() -> float:
     """One loop calling each shard's tick function when it is due (a heap of deadlines).
 
     It wakes at most once a millisecond, as the runtime's scheduler does
@@ -245,6 +261,9 @@ async def _baseline_loop() -> None:
         await trio.sleep_until(min(max(heap[0][0], now + SLACK), end))
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     _baseline_report("baseline_one_loop", ticks / wall, lateness, cpu / wall)
+    per_tick = cpu / ticks * 1e6 if ticks else 0.0
+    report(SUITE, "baseline_one_loop_cpu_per_tick", per_tick, "µs", shards=SHARDS, rate_hz=RATE)
+    return per_tick
 
 
 def _baseline_report(name: str, rate: float, lateness: list[float], cpu: float) -> None:
@@ -257,11 +276,21 @@ def _baseline_report(name: str, rate: float, lateness: list[float], cpu: float) 
 
 
 async def main() -> None:
-    timer = await _strategy("timer", TimerBench)
-    alarm = await _strategy("alarm", AlarmBench)
+    timer, timer_per_tick = await _strategy("timer", TimerBench)
+    alarm, _ = await _strategy("alarm", AlarmBench)
     report(SUITE, "alarm_to_timer_ticks_ratio", alarm / timer if timer else 0.0, "ratio", shards=SHARDS)
     await _baseline_tasks()
-    await _baseline_loop()
+    loop_per_tick = await _baseline_loop()
+    # The issue's budget (<= 50 % of a core at 200,000 ticks/s) was set where
+    # the one-loop baseline took 5 % of a core: 10x the baseline's CPU per
+    # tick. This ratio is that budget, measured side by side on this machine.
+    report(
+        SUITE,
+        "timer_cpu_per_tick_to_one_loop",
+        timer_per_tick / loop_per_tick if loop_per_tick else 0.0,
+        "ratio",
+        shards=SHARDS,
+    )
 
 
 def run() -> None:

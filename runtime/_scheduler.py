@@ -129,11 +129,20 @@ class Scheduler:
         # Bucket number (floor of the deadline in ms) -> handles in scheduling order,
         # and a heap of the bucket numbers in use (ints: cheap to compare, never tracked by the GC).
         self._buckets: dict[int, list[TimerHandle]] = {}
+        # Buckets whose handles were not appended in deadline order, so need a
+        # sort before they run. Periodic timers re-armed as they fire append in
+        # order; sorting every bucket anyway was a tenth of the scheduler's time,
+        # and sorting a big bucket on every wake made setting up N timers for
+        # the same millisecond quadratic.
+        self._unsorted: set[int] = set()
         self._slots: list[int] = []
         self._live = 0
         self._dead = 0
         self._wakeup = trio.lowlevel.ParkingLot()
         self._sleep_scope: trio.CancelScope | None = None
+        # The sleep scope's deadline; -inf while awake, when an insert needs no
+        # wake (the loop looks for the first deadline before it sleeps again).
+        self._sleep_deadline = -math.inf
         self.fired = 0
         #: The time run_due was called with: callbacks read it instead of
         #: asking trio (they run at that time, give or take their own work).
@@ -159,27 +168,33 @@ class Scheduler:
         if the handle is still pending, was cancelled, or is another
         scheduler's.
         """
-        if not handle.fired or handle._scheduler is not self:
+        if handle.pending or handle.cancelled or handle._scheduler is not self:
             raise ValueError("call_again() re-arms a handle of this scheduler that has fired")
         handle.deadline = deadline
         handle.pending = True
         self._insert(handle, deadline)
 
     def _insert(self, handle: TimerHandle, deadline: float) -> None:
-        k = _slot(deadline)
+        try:
+            k = math.floor(deadline * _WIDTH_INV)  # _slot(), inlined: every tick re-arms a timer
+        except (OverflowError, ValueError):
+            k = _slot(deadline)
         bucket = self._buckets.get(k)
         if bucket is None:
             self._buckets[k] = [handle]
             heapq.heappush(self._slots, k)
         else:
+            if deadline < bucket[-1].deadline:
+                self._unsorted.add(k)
             bucket.append(handle)
         self._live += 1
-        scope = self._sleep_scope
-        if scope is not None and deadline < scope.deadline:
-            # The slack batches future timers; one already due runs at once.
-            if deadline < self._earliest and deadline > trio.current_time():
-                deadline = self._earliest
-            scope.deadline = deadline
+        if deadline < self._sleep_deadline:
+            scope = self._sleep_scope
+            if scope is not None:
+                # The slack batches future timers; one already due runs at once.
+                if deadline < self._earliest and deadline > trio.current_time():
+                    deadline = self._earliest
+                scope.deadline = self._sleep_deadline = deadline
 
     def _maybe_compact(self) -> None:
         if self._dead > 64 and self._dead > self._live:
@@ -192,6 +207,7 @@ class Scheduler:
             if kept:
                 buckets[k] = kept
         self._buckets = buckets
+        self._unsorted.intersection_update(buckets)
         self._slots = list(buckets)
         heapq.heapify(self._slots)
         self._dead = 0
@@ -204,7 +220,8 @@ class Scheduler:
         while slots and slots[0] <= last:
             k = slots[0]
             bucket = self._buckets[k]
-            if len(bucket) > 1:
+            if k in self._unsorted:
+                self._unsorted.discard(k)
                 bucket.sort(key=_by_deadline)
             if k < last:
                 # Every deadline in an earlier bucket is <= now (floor is monotonic).
@@ -252,7 +269,8 @@ class Scheduler:
             if k == _NEVER:
                 return math.inf
             bucket = buckets[k]
-            if len(bucket) > 1:
+            if k in self._unsorted:
+                self._unsorted.discard(k)
                 bucket.sort(key=_by_deadline)
             for i, handle in enumerate(bucket):
                 if handle.pending:
@@ -278,5 +296,9 @@ class Scheduler:
                 deadline = self._earliest
             with trio.CancelScope(deadline=deadline) as scope:
                 self._sleep_scope = scope
-                await self._wakeup.park()
-            self._sleep_scope = None
+                self._sleep_deadline = deadline
+                try:
+                    await self._wakeup.park()
+                finally:
+                    self._sleep_scope = None
+                    self._sleep_deadline = -math.inf

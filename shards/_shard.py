@@ -209,6 +209,10 @@ class ShardStatistics:
 _NO_COUNTS: Final = (0, 0, 0, 0, 0)
 _INF: Final = math.inf
 
+# What Shard._advance returns, in TickResult's field order: tick, now, dt,
+# inputs applied, frames, acks, record, finished, idle shutdown, quiet.
+_Result = tuple[int, float, float, int, dict[str, bytes], dict[str, int], bytes | None, bool, bool, bool]
+
 
 class _Subscriber:
     __slots__ = ("client_seq", "delta", "format", "id", "sent", "sent_tick")
@@ -284,7 +288,10 @@ class Shard:
         "_persist_every",
         "_persist_pending",
         "_persists",
+        "_plain_bytes",
         "_plain_format",
+        "_plain_subscribers",
+        "_plain_ticks",
         "_queue",
         "_replay",
         "_shared_snapshot",
@@ -355,6 +362,11 @@ class Shard:
         self._frame_bytes = 0
         self._persists = 0
         self._last_persist_bytes = 0
+        # Plain ticks since the counters above were last brought up to date
+        # (see _settle_plain), with the sum of their frames' sizes.
+        self._plain_ticks = 0
+        self._plain_bytes = 0
+        self._plain_subscribers = 0
 
     @classmethod
     def _from_record(cls, record: ShardRecord, sim: SimState, config: ShardConfig | None) -> Shard:
@@ -440,6 +452,7 @@ class Shard:
             state = "stopped"
         else:
             state = "running"
+        self._settle_plain()
         return ShardStatistics(
             state=state,
             tick=self._tick,
@@ -475,6 +488,7 @@ class Shard:
 
     def _fail(self, hook: str, exc: Exception) -> NoReturn:
         self._failure = exc
+        self._refresh_plain()
         self._failure_message = f"shard {self._id!r} failed: {hook}() raised {type(exc).__name__}: {exc}"
         raise ShardFailed(self._failure_message) from exc
 
@@ -588,20 +602,37 @@ class Shard:
         self._refresh_plain()
 
     def _refresh_plain(self) -> None:
-        """Recompute ``_plain_format`` after the subscriber set changed.
+        """Recompute ``_plain_format`` after the subscriber set or the shard's state changed.
 
-        The plain tick (the fast path of :meth:`_advance`) applies when there
-        is no replay log, one snapshot is shared, and every subscriber takes
-        full frames in the same format: one encoding, the same frame for all.
+        The plain tick (the fast path of :meth:`_advance`) applies while the
+        shard runs (not failed, finished or stopped), when there is no replay
+        log, one snapshot is shared, and every subscriber takes full frames
+        in the same format: one encoding, the same frame for all.
         """
+        self._settle_plain()
         fmt: SnapshotFormat | None = None
-        if self._replay is None and self._shared_snapshot:
+        running = self._failure is None and not self._finished and not self._stopped
+        if running and self._replay is None and self._shared_snapshot:
             for sub in self._subs.values():
                 if sub.delta or (fmt is not None and sub.format != fmt):
                     fmt = None
                     break
                 fmt = sub.format
         self._plain_format = fmt
+        self._plain_subscribers = len(self._subs)
+
+    def _settle_plain(self) -> None:
+        """Add the plain ticks' share to the frame counters (kept apart: fewer updates per tick)."""
+        ticks = self._plain_ticks
+        if ticks:
+            n = self._plain_subscribers
+            size = self._plain_bytes
+            self._ticks += ticks
+            self._frames_built += n * ticks
+            self._encodings += ticks
+            self._bytes_encoded += size - 8 * ticks
+            self._frame_bytes += size * n
+            self._plain_ticks = self._plain_bytes = 0
 
     def mark_dropped(self, subscriber_id: str) -> None:
         """Record that the host could not deliver the last frame to this subscriber.
@@ -734,6 +765,7 @@ class Shard:
         """
         self._check_not_failed()
         self._stopped = True
+        self._refresh_plain()
 
     def persist_now(self) -> bytes:
         """Build a persistence record now (for example when the shard goes quiet).
@@ -816,7 +848,24 @@ class Shard:
                 the simulation finished in this tick there is no next tick:
                 check :attr:`finished` and call :meth:`persist_now`).
         """
-        tick, now, dt, applied, frames, acks, record, finished, idle_shutdown, quiet = self._advance(now)
+        last = self._last_now
+        result = self._advance(now)
+        if isinstance(result, bytes):
+            # The plain tick: it only returns the frame (the fast path took a float ``now`` and had a last tick).
+            assert last is not None
+            return TickResult(
+                tick=self._tick,
+                now=now,
+                dt=now - last,
+                inputs_applied=0,
+                frames=dict.fromkeys(self._subs, result),
+                acks={},
+                persist=None,
+                finished=False,
+                idle_shutdown=False,
+                quiet=False,
+            )
+        tick, now, dt, applied, frames, acks, record, finished, idle_shutdown, quiet = result
         return TickResult(
             tick=tick,
             now=now,
@@ -830,13 +879,15 @@ class Shard:
             quiet=quiet,
         )
 
-    def _advance(
-        self, now: float
-    ) -> tuple[int, float, float, int, dict[str, bytes], dict[str, int], bytes | None, bool, bool, bool]:
+    def _advance(self, now: float) -> bytes | _Result:
         """:meth:`run_tick` returning a plain tuple, in :class:`TickResult`'s field order.
 
         The host's hot path (``runtime.shard_objects`` calls it once per tick
         per shard): building the frozen result costs as much as a trivial tick.
+        A plain tick (see below) returns only its frame, the same bytes for
+        every subscriber: the result is then ``(tick, now, now - previous
+        now, 0, {every subscriber: frame}, {}, None, False, False, False)``,
+        which the host need not build.
         """
         fmt = self._plain_format
         if fmt is not None and type(now) is float and not self._queue and not self._persist_pending:
@@ -851,9 +902,6 @@ class Shard:
                 and last <= now < _INF
                 and not (every and tick % every == 0)
                 and tick <= _TICK_MAX
-                and self._failure is None
-                and not self._finished
-                and not self._stopped
             ):
                 return self._advance_plain(now, last, tick, fmt)
         if self._failure is not None or self._finished or self._stopped:
@@ -898,9 +946,7 @@ class Shard:
             self._fail("is_finished", exc)
         return self._complete(tick, now, dt, queue, acks, finished)
 
-    def _advance_plain(
-        self, now: float, last: float, tick: int, fmt: SnapshotFormat
-    ) -> tuple[int, float, float, int, dict[str, bytes], dict[str, int], bytes | None, bool, bool, bool]:
+    def _advance_plain(self, now: float, last: float, tick: int, fmt: SnapshotFormat) -> bytes | _Result:
         """:meth:`_advance` when its fast-path conditions hold (checked by the caller)."""
         dt = now - last
         sim = self._sim
@@ -917,26 +963,22 @@ class Shard:
                 return self._complete(tick, now, dt, (), {}, True)
         self._tick = tick
         self._last_now = now
-        self._ticks += 1
         self._idle_ticks = 0
         try:
             snapshot = sim.snapshot()
         except Exception as exc:
+            self._ticks += 1
             self._fail("snapshot", exc)
         header = _HEADER.pack(tick)
         try:
             frame = header + encode_snapshot(snapshot, fmt)
         except SnapshotError:
+            self._ticks += 1
             self._build_shared_frames(tick, header, snapshot)  # raises it with the general path's message
             raise
-        subs = self._subs
-        n = len(subs)
-        size = len(frame)
-        self._frames_built += n
-        self._encodings += 1
-        self._bytes_encoded += size - 8
-        self._frame_bytes += size * n
-        return tick, now, dt, 0, dict.fromkeys(subs, frame), {}, None, False, False, False
+        self._plain_ticks += 1
+        self._plain_bytes += len(frame)
+        return frame
 
     def _complete(
         self,
@@ -946,7 +988,7 @@ class Shard:
         queue: Collection[_Queued],
         acks: dict[str, int],
         finished: bool,
-    ) -> tuple[int, float, float, int, dict[str, bytes], dict[str, int], bytes | None, bool, bool, bool]:
+    ) -> _Result:
         """The rest of :meth:`_advance` once the simulation has ticked."""
         subs = self._subs
         # The tick has happened: commit it before anything that may raise SnapshotError.
@@ -970,6 +1012,7 @@ class Shard:
             quiet = not self._queue
         if finished:
             self._finished = True
+            self._refresh_plain()
         every = self._persist_every
         if (every and tick % every == 0) or finished or idle_shutdown or quiet:
             self._persist_pending = True

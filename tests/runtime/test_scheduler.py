@@ -153,9 +153,19 @@ def test_a_partly_due_bucket_runs_its_due_entries_in_deadline_then_scheduling_or
     sched.run_due(10.0005)
     assert fired == ["first", "a", "b"]
     assert len(sched) == 1
+    # Appended behind a later deadline in the same, partly run bucket: sorted again before it runs.
+    sched.call_at(10.0007, fired.append, "between")
+    assert sched._first_deadline() == 10.0007
+    sched.call_at(10.00065, fired.append, "before")
     sched.run_due(10.0009)
-    assert fired == ["first", "a", "b", "late"]
+    assert fired == ["first", "a", "b", "before", "between", "late"]
     assert len(sched) == 0
+    # A bucket filled in deadline order needs no sort, and is not marked as needing one.
+    for i in range(5):
+        sched.call_at(20.0 + i / 10000, fired.append, str(i))
+    assert not sched._unsorted
+    sched.run_due(20.001)
+    assert fired[-5:] == ["0", "1", "2", "3", "4"]
 
 
 def test_infinite_deadlines_never_fire_and_bad_ones_are_refused() -> None:

@@ -18,11 +18,14 @@ class General(Shard):
 
 
 class Counter(SimState):
-    def __init__(self, finish_at: int = 0, bad_at: int = 0, fail_at: int = 0) -> None:
+    def __init__(
+        self, finish_at: int = 0, bad_at: int = 0, fail_at: int = 0, snapshot_fails_at: int = 0
+    ) -> None:
         self.n = 0
         self.finish_at = finish_at
         self.bad_at = bad_at
         self.fail_at = fail_at
+        self.snapshot_fails_at = snapshot_fails_at
 
     def apply_input(self, subscriber_id: str, input: Any, now: float) -> None:
         self.n += int(input)
@@ -33,6 +36,8 @@ class Counter(SimState):
             raise RuntimeError("boom")
 
     def snapshot(self) -> Any:
+        if self.snapshot_fails_at and self.n == self.snapshot_fails_at:
+            raise RuntimeError("no snapshot")
         if self.bad_at and self.n == self.bad_at:
             return {"n": {1, 2}}  # a set: no format carries it
         return {"n": self.n, "b": True, "f": 0.5, "s": "x", "l": [1, None]}
@@ -105,8 +110,9 @@ def script(fmt: str) -> list[Any]:
         (lambda: Finishing(finish_at=12), 0),
         (lambda: Counter(bad_at=7), 0),
         (lambda: Counter(fail_at=8), 0),
+        (lambda: Counter(snapshot_fails_at=3), 0),
     ],
-    ids=["plain", "persist-every-3", "finishes", "unencodable", "fails"],
+    ids=["plain", "persist-every-3", "finishes", "unencodable", "fails", "snapshot-fails"],
 )
 def test_plain_and_general_ticks_agree_step_by_step(fmt: str, sim: Any, persist_every: int) -> None:
     config = ShardConfig(tick_rate_hz=20, persist_every_ticks=persist_every, snapshot_format=fmt)  # type: ignore[arg-type]
@@ -149,3 +155,11 @@ def test_plain_tick_applies_only_when_every_subscriber_takes_the_same_full_frame
     replaying = Shard("r", Counter(), ShardConfig(tick_rate_hz=20, replay_log_ticks=10))
     replaying.add_subscriber("a")
     assert plain(replaying) is None  # the replay log records every tick the general way
+    shard.stop()
+    assert plain(shard) is None
+    failing = Shard("f", Counter(fail_at=2), ShardConfig(tick_rate_hz=20))
+    failing.add_subscriber("a")
+    failing.run_tick(1.0)
+    with pytest.raises(ShardsError):
+        failing.run_tick(1.05)
+    assert plain(failing) is None
