@@ -168,7 +168,7 @@ class Scheduler:
         if the handle is still pending, was cancelled, or is another
         scheduler's.
         """
-        if handle.pending or handle.cancelled or handle._scheduler is not self:
+        if not handle.fired or handle._scheduler is not self:
             raise ValueError("call_again() re-arms a handle of this scheduler that has fired")
         handle.deadline = deadline
         handle.pending = True

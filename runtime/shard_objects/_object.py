@@ -693,12 +693,7 @@ class ShardObject(DurableObject):
             if next_due < now:
                 next_due = now
             self._next_due = next_due
-            if handle is not None and not handle.cancelled:
-                # It fired and nothing re-armed it (self._timer was None): reuse it, allocating nothing.
-                sched.call_again(handle, next_due)
-                self._timer = handle
-            else:
-                self._rearm(sched, handle, next_due)
+            self._rearm(sched, handle, next_due)
 
     def _rearm(self, sched: Scheduler, handle: TimerHandle | None, deadline: float) -> None:
         # Re-arming the handle that fired allocates nothing (see runtime/_scheduler.py).
