@@ -24,7 +24,8 @@ Invariants:
   there too), so a statement that reaches SQLite carries only None, int,
   float, str and bytes.
 * User SQL passes the :class:`Authorizer`: ``_cf_`` names, BEGIN/COMMIT/
-  SAVEPOINT, ATTACH and PRAGMAs outside D1's list are refused. The core's
+  SAVEPOINT, ATTACH and PRAGMAs outside D1's list
+  (:data:`runtime._sqltext.D1_PRAGMAS`) are refused. The core's
   own statements (transaction control, metadata) are marked ``internal`` and
   bypass it; a driver sets :attr:`Authorizer.internal` around exactly those.
 * Bookmarks are ``<generation>-<sequence>`` in fixed-width hex: the
@@ -35,6 +36,10 @@ Invariants:
   dicts with attribute access (:class:`JsDict`), BLOBs as lists of ints, and
   numbers as Pyodide converts JS numbers (an integral float is an int, an
   integer beyond 2**53 a float).
+* SQL text is split by :func:`runtime._sqltext.split_statements`, the
+  splitter Durable Object SQL uses too, in its lenient mode: empty statements
+  are dropped, and a text with none left is ``No SQL statements detected.``
+  (``split_statements`` here is that function, for this package's users).
 """
 
 from __future__ import annotations
@@ -42,13 +47,13 @@ from __future__ import annotations
 import math
 import re
 import secrets
-import sqlite3
 import weakref
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, TypeAlias
 
+from runtime._sqltext import D1_PRAGMAS, is_blank, skip_trivia, split_statements
 from shards._errors import (
     CodecError,
     D1ColumnNotFound,
@@ -154,39 +159,8 @@ _ATTACH: Final = 24
 _DETACH: Final = 25
 _SAVEPOINT: Final = 32
 
-#: PRAGMAs D1 lets user SQL run (developers.cloudflare.com/d1/sql-api/sql-statements/), by how
-#: they may be called. Foreign keys are always on in D1; only their deferral may change (D1FK).
-_READ_PRAGMAS: Final = frozenset(
-    {"foreign_keys", "page_count", "page_size", "data_version", "freelist_count"}
-)
-_ARGUMENT_PRAGMAS: Final = frozenset(
-    {
-        "table_list",
-        "table_info",
-        "table_xinfo",
-        "index_list",
-        "index_info",
-        "index_xinfo",
-        "foreign_key_list",
-        "foreign_key_check",
-        "quick_check",
-        "integrity_check",
-        "optimize",
-    }
-)
-_SETTABLE_PRAGMAS: Final = frozenset(
-    {
-        "defer_foreign_keys",
-        "case_sensitive_like",
-        "ignore_check_constraints",
-        "legacy_alter_table",
-        "recursive_triggers",
-        "reverse_unordered_selects",
-    }
-)
 #: Statements that change the database without changing rows (changed_db).
 _SCHEMA_KEYWORDS: Final = frozenset({"CREATE", "DROP", "ALTER", "REINDEX", "VACUUM", "ANALYZE"})
-_LEADING_NOISE = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.S)
 _FIRST_WORD = re.compile(r"[A-Za-z]+")
 
 _METADATA_TABLE: Final = "_cf_METADATA"
@@ -473,7 +447,7 @@ def convert_bind_value(value: Any) -> SqlValue:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class D1Limits:
-    """Production's per-statement limits (reference 6.29) and the opt-in query budget.
+    """Production's per-statement limits and the opt-in query budget.
 
     Attributes:
         sql_length: bytes of SQL text per call (SQLite's statement length).
@@ -534,39 +508,9 @@ class QueryBudget:
 # --- SQL text ----------------------------------------------------------------------------------------
 
 
-def _is_blank(sql: str) -> bool:
-    return _LEADING_NOISE.match(sql).end() == len(sql)  # type: ignore[union-attr]  # the pattern matches ""
-
-
 def _first_keyword(sql: str) -> str:
-    m = _FIRST_WORD.match(sql, _LEADING_NOISE.match(sql).end())  # type: ignore[union-attr]
+    m = _FIRST_WORD.match(sql, skip_trivia(sql))
     return m.group(0).upper() if m else ""
-
-
-def split_statements(sql: str) -> list[str]:
-    """Split SQL text into statements, as SQLite's tokenizer sees them.
-
-    Semicolons inside strings, quoted names, comments and trigger bodies do
-    not split. Empty statements (``;;``, comments alone) are dropped; a
-    trailing statement without ``;`` is kept (SQLite reports it if it is
-    incomplete).
-    """
-    statements: list[str] = []
-    start = 0
-    pos = sql.find(";")
-    while pos != -1:
-        piece = sql[start : pos + 1]
-        # complete_statement is SQLite's own tokenizer (pure, no database): it knows
-        # quotes, comments and CREATE TRIGGER ... BEGIN ...; END; bodies.
-        if sqlite3.complete_statement(piece):
-            if not _is_blank(piece[:-1]):
-                statements.append(piece)
-            start = pos + 1
-        pos = sql.find(";", pos + 1)
-    tail = sql[start:]
-    if not _is_blank(tail):
-        statements.append(tail)
-    return statements
 
 
 # --- effects and answers ----------------------------------------------------------------------------
@@ -655,10 +599,7 @@ class Authorizer:
         if action in (_ATTACH, _DETACH):
             return _SQLITE_DENY
         if action == _PRAGMA:
-            name = (arg1 or "").lower()
-            if name in _ARGUMENT_PRAGMAS or name in _SETTABLE_PRAGMAS:
-                return _SQLITE_OK
-            return _SQLITE_OK if name in _READ_PRAGMAS and arg2 is None else _SQLITE_DENY
+            return _SQLITE_OK if D1_PRAGMAS.allows(arg1, arg2) else _SQLITE_DENY
         # workerd's isAllowedName: any table, index, trigger or view named _cf_*.
         if (arg1 is not None and arg1.startswith("_cf_")) or (arg2 is not None and arg2.startswith("_cf_")):
             return _SQLITE_DENY
@@ -949,7 +890,7 @@ class Engine:
         yield from self._internal("BEGIN")
         outcomes: list[Outcome] = []
         for number, line in enumerate(lines, 1):
-            if _is_blank(line):
+            if is_blank(line):
                 continue  # production sends it and D1 answers with nothing to run
             try:
                 outcomes.append((yield from self._run(self.prepare(line), ())))
@@ -979,7 +920,7 @@ class Engine:
             # Python's sqlite3 would word it differently, so we check first.
             if len(sql) > self.limits.sql_length // 4 and len(sql.encode()) > self.limits.sql_length:
                 raise D1QueryError("statement too long: SQLITE_TOOBIG", sqlite_code="SQLITE_TOOBIG")
-            statements = split_statements(sql)
+            statements = split_statements(sql, strict=False)
             if not statements:
                 raise D1QueryError(NO_STATEMENTS)
             prepared = _Prepared(

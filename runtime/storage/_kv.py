@@ -31,6 +31,12 @@ Invariants:
   gate closed until its closure returns. Savepoints nest strictly, so
   transactions started by different tasks run one after the other; a task
   may nest inside a transaction opened by itself or an ancestor task.
+* A ``transactionSync()`` is a SAVEPOINT too, opened and closed within the
+  call (its closure cannot await), so it needs no turn-taking. Both kinds
+  count in the open-transaction depth that refuses ``deleteAll()``.
+* ``ctx.storage.sql`` (:class:`~runtime.storage.SqlStorage`) is built here on
+  this object's database and host and knows nothing of this class: the SQL
+  API depends on the engine, never on the KV API.
 """
 
 from __future__ import annotations
@@ -60,11 +66,12 @@ from ._limits import (
     SET_ALARM_NOT_POSITIVE,
     SQL_NOT_SQLITE,
     SYNC_KV_NOT_SQLITE,
+    TRANSACTION_SYNC_ASYNC,
     TXN_COMMITTED,
     TXN_ROLLED_BACK,
     StorageLimits,
 )
-from ._sql import SqlStorage, transaction_sync
+from ._sql import SqlStorage
 
 __all__ = [
     "DeferredStorageCall",
@@ -369,7 +376,7 @@ class DurableObjectStorage:
         self._delete_all_deletes_alarm = compat_delete_all_deletes_alarm
         self._kv = SyncKV(self) if limits.sql_enabled else None
         self._sql: SqlStorage | None = None
-        self._transactions = 0  # open storage.transaction() closures
+        self._transactions = 0  # open transaction() and transactionSync() closures
         # (task that opened it, set when it ends) per open transaction, innermost last.
         self._open_transactions: list[tuple[trio.lowlevel.Task, trio.Event]] = []
         self._reads = 0
@@ -405,7 +412,7 @@ class DurableObjectStorage:
         if sql is None:
             if not self._limits.sql_enabled:
                 raise StorageError(SQL_NOT_SQLITE)
-            sql = self._sql = SqlStorage(self)
+            sql = self._sql = SqlStorage(self._db, self._host)
         return sql
 
     def transactionSync(self, closure: Callable[[], T]) -> T:
@@ -423,7 +430,33 @@ class DurableObjectStorage:
         """
         if not self._limits.sql_enabled:
             raise StorageError(SQL_NOT_SQLITE)
-        return transaction_sync(self, closure)
+        if not callable(closure):
+            raise StorageTypeError(f"transactionSync() takes a function, got {type(closure).__name__}")
+        if inspect.iscoroutinefunction(closure):
+            raise StorageTypeError(TRANSACTION_SYNC_ASYNC)
+        self._host.check_alive()
+        db = self._db
+        token = db.savepoint()
+        self._transactions += 1
+        keep = False
+        try:
+            result = closure()
+            if inspect.isawaitable(result):
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()  # a coroutine that will never run must not warn
+                raise StorageTypeError(TRANSACTION_SYNC_ASYNC)
+            keep = True
+        finally:
+            self._transactions -= 1
+            if keep:
+                db.release_savepoint(token)
+            else:
+                db.rollback_savepoint(token)
+            if db.can_commit and db.dirty:
+                # The savepoint opened (or joined) the batch; like transaction(), its end is a write.
+                self._host.wrote(confirmed=True)
+        return result
 
     def statistics(self) -> StorageStatistics:
         """Return counters for this object's storage."""

@@ -14,7 +14,8 @@ Invariants:
   refused, transaction statements are refused (and reported as such, so the
   caller can raise production's long message), temp schema objects, ATTACH
   and ``sqlite_*()`` functions are refused, virtual tables are limited to
-  FTS5, and PRAGMAs to an allowlist.
+  FTS5, and PRAGMAs to :data:`runtime._sqltext.DURABLE_OBJECT_PRAGMAS` (the
+  PRAGMA rules are shared with D1, which has its own table of them).
 * SQLite consults the authorizer when it *compiles* a statement. Python's
   statement cache skips compiling for a text it has compiled before, so a user
   statement whose text equals an internal one must not reach the cache as is:
@@ -30,6 +31,8 @@ import contextlib
 import sqlite3
 from typing import Final
 
+from runtime._sqltext import DURABLE_OBJECT_PRAGMAS, reserved_name
+
 __all__ = [
     "MAX_BOUND_PARAMETERS",
     "MAX_SQL_BYTES",
@@ -39,7 +42,7 @@ __all__ = [
     "user_text",
 ]
 
-# Reference section 5 (Limits, SQL): 100 bound parameters, 100 KB statements, 2 MB
+# Production's SQL limits: 100 bound parameters, 100 KB statements, 2 MB
 # strings/BLOBs/rows, 100 columns, 32 function arguments, 50-byte LIKE/GLOB patterns.
 # D1's limits page spells the sizes out as 100,000 and 2,000,000 bytes; workerd's own
 # test (src/workerd/api/sql-test.js) shows a compound SELECT of 5 terms passing and 6 failing.
@@ -101,38 +104,6 @@ _TEMP: Final = frozenset(
 )
 _TRANSACTIONS: Final = frozenset({sqlite3.SQLITE_TRANSACTION, sqlite3.SQLITE_SAVEPOINT})
 _VTABLE_MODULES: Final = frozenset({"fts5", "fts5vocab"})
-# PRAGMAs user SQL may run. Those in _PRAGMA_TABLE take a table or index name (never a
-# _cf_ one); those in _PRAGMA_BOOL may be set to a boolean word; the rest only read.
-_PRAGMA_TABLE: Final = frozenset(
-    {
-        "table_info",
-        "table_xinfo",
-        "table_list",
-        "index_list",
-        "index_info",
-        "index_xinfo",
-        "foreign_key_list",
-        "foreign_key_check",
-        "quick_check",
-    }
-)
-_PRAGMA_BOOL: Final = frozenset(
-    {
-        "defer_foreign_keys",
-        "foreign_keys",
-        "case_sensitive_like",
-        "ignore_check_constraints",
-        "legacy_alter_table",
-        "recursive_triggers",
-        "reverse_unordered_selects",
-    }
-)
-_PRAGMA_READ: Final = frozenset({"data_version"})
-_BOOL_WORDS: Final = frozenset({"true", "false", "on", "off", "yes", "no", "1", "0"})
-
-
-def _reserved(name: str | None) -> bool:
-    return name is not None and name[:4].lower() == "_cf_"
 
 
 def user_text(piece: str) -> str:
@@ -201,22 +172,13 @@ class SqlPolicy:
         if action == sqlite3.SQLITE_FUNCTION:
             return _DENY if arg2 is not None and arg2[:7].lower() == "sqlite_" else _OK
         if action == sqlite3.SQLITE_PRAGMA:
-            return _OK if _pragma_allowed(arg1, arg2) else _DENY
+            return _OK if DURABLE_OBJECT_PRAGMAS.allows(arg1, arg2) else _DENY
         if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_RECURSIVE):
             return _OK
-        if _reserved(arg1) or _reserved(arg2):
+        if reserved_name(arg1) or reserved_name(arg2):
             return _DENY
         if action == sqlite3.SQLITE_CREATE_VTABLE and (arg2 or "").lower() not in _VTABLE_MODULES:
             return _DENY
         if action in _WRITES:
             self.wrote = True
         return _OK
-
-
-def _pragma_allowed(name: str | None, argument: str | None) -> bool:
-    pragma = (name or "").lower()
-    if pragma in _PRAGMA_TABLE:
-        return not _reserved(argument)
-    if pragma in _PRAGMA_BOOL:
-        return argument is None or argument.strip().strip("'\"").lower() in _BOOL_WORDS
-    return pragma in _PRAGMA_READ and argument is None

@@ -2,13 +2,14 @@
 
 ``sql.exec(query, *bindings)`` runs at once, on the object's one connection,
 and returns a :class:`SqlStorageCursor`. What production does and we do too
-(workerd src/workerd/api/sql.c++, src/workerd/util/sqlite.c++; reference 2D):
+(workerd src/workerd/api/sql.c++, src/workerd/util/sqlite.c++):
 
 * Several ``;``-separated statements may be given: all run, in order; the
   bindings belong to the last one and the cursor reads the last one's rows.
   Only the last statement may have parameters. A string with no statement
   (empty, only comments, or an empty statement such as a trailing ``;`` after
-  a comment) is refused.
+  a comment) is refused. Splitting is :func:`runtime._sqltext.split_statements`
+  in its strict mode (D1 shares the splitter, in its lenient mode).
 * Bindable values are what a JavaScript caller can pass: str, numbers, None
   and bytes (a BLOB). Production binds every number as a double, so we do:
   an int binds as a float (``typeof(?)`` is ``'real'``), and an int beyond
@@ -16,12 +17,15 @@ and returns a :class:`SqlStorageCursor`. What production does and we do too
   a bool (JavaScript booleans are not bindable in Durable Object SQL).
 * Values read back as JavaScript numbers reach Python: a number with an integral
   value within ±(2**53 - 1) is an int, any other number a float (so integers
-  beyond 2**53 lose precision, as in production; gotcha 39). BLOBs are bytes.
+  beyond 2**53 lose precision, as in production). BLOBs are bytes.
 * Errors read ``<sqlite message>: SQLITE_<PRIMARY CODE>``; a few are
   workerd's own texts (see :mod:`runtime.storage._limits`).
 
 Invariants:
 
+* :class:`SqlStorage` works on the object's database and its host alone; it
+  never sees the KV API (``ctx.storage``), which builds it, so this module
+  does not depend on ``runtime.storage._kv``.
 * A statement that may write runs inside the open write batch
   (``db.write_connection()``) and then calls ``host.wrote(confirmed=True)``,
   exactly like a KV write; a statement that only reads never opens a batch and
@@ -47,14 +51,15 @@ Invariants:
 
 from __future__ import annotations
 
-import inspect
 import sqlite3
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Final, TypeVar, final
+from collections.abc import Iterator
+from typing import Any, Final, final
 
+from runtime._sqltext import EmptyStatementError, skip_trivia, split_statements
 from shards._errors import StorageError, StorageLimitError, StorageTypeError
 
-from ._engine import sqlite_error_code_name
+from ._engine import ObjectDatabase, sqlite_error_code_name
+from ._host import StorageHost
 from ._limits import (
     SQL_CURSOR_CLOSED,
     SQL_MULTI_STATEMENT_PARAMETERS,
@@ -64,16 +69,10 @@ from ._limits import (
     SQL_STATEMENT_TOO_LONG,
     SQL_TRANSACTION_STATEMENT,
     SQL_WRONG_BINDINGS,
-    TRANSACTION_SYNC_ASYNC,
 )
 from ._policy import MAX_SQL_BYTES, user_text
 
-if TYPE_CHECKING:
-    from ._kv import DurableObjectStorage
-
 __all__ = ["RawCursor", "SqlStorage", "SqlStorageCursor"]
-
-T = TypeVar("T")
 
 MAX_SAFE_INTEGER: Final = 2**53 - 1
 _PLAN_CACHE: Final = 512
@@ -146,72 +145,6 @@ def _js_values(row: _Row) -> list[Any]:
     return values
 
 
-# --- splitting ------------------------------------------------------------------------------------
-
-
-def _skip_trivia(text: str, pos: int) -> int:
-    """The index of the first character at or after ``pos`` that is not whitespace or a comment."""
-    end = len(text)
-    while pos < end:
-        char = text[pos]
-        if char.isspace():
-            pos += 1
-        elif text.startswith("--", pos):
-            newline = text.find("\n", pos)
-            pos = end if newline < 0 else newline + 1
-        elif text.startswith("/*", pos):
-            close = text.find("*/", pos + 2)
-            pos = end if close < 0 else close + 2
-        else:
-            return pos
-    return pos
-
-
-def split_statements(query: str) -> list[str]:
-    """Split ``query`` into its statements, as SQLite's parser would see them.
-
-    A ``;`` ends a statement only where :func:`sqlite3.complete_statement` agrees
-    (not inside a string, a comment or a trigger body). Whitespace after the
-    last statement is dropped. Text that holds no statement (only comments or
-    an empty ``;``) is refused, as production refuses it.
-
-    Raises:
-        StorageError: ``SQL code did not contain a statement.``
-    """
-    pieces: list[str] = []
-    start = 0
-    search = 0
-    end = len(query)
-    while True:
-        semi = query.find(";", search)
-        if semi < 0:
-            break
-        search = semi + 1
-        candidate = query[start:search]
-        if sqlite3.complete_statement(candidate):
-            pieces.append(candidate)
-            start = search
-            if _skip_whitespace(query, start) == end:
-                break
-    rest = query[start:]
-    if rest.strip():
-        pieces.append(rest)
-    if not pieces:
-        raise StorageError(SQL_NO_STATEMENT)
-    for piece in pieces:
-        body = _skip_trivia(piece, 0)
-        if body == len(piece) or piece[body] == ";":
-            raise StorageError(SQL_NO_STATEMENT)
-    return pieces
-
-
-def _skip_whitespace(text: str, pos: int) -> int:
-    end = len(text)
-    while pos < end and text[pos].isspace():
-        pos += 1
-    return pos
-
-
 # --- the API ----------------------------------------------------------------------------------------
 
 
@@ -219,15 +152,19 @@ def _skip_whitespace(text: str, pos: int) -> int:
 class SqlStorage:
     """``ctx.storage.sql`` of one SQLite-backed object.
 
-    Built by :attr:`DurableObjectStorage.sql`; user code never constructs it.
+    Built by ``ctx.storage.sql`` (:class:`~runtime.storage.DurableObjectStorage`)
+    on the same database and host as the KV API; user code never constructs it.
+
+    Args:
+        db: the object's database.
+        host: the actor, as seen through :class:`~runtime.storage.StorageHost`.
     """
 
-    __slots__ = ("_db", "_host", "_plans", "_storage")
+    __slots__ = ("_db", "_host", "_plans")
 
-    def __init__(self, storage: DurableObjectStorage) -> None:
-        self._storage = storage
-        self._db = storage._db
-        self._host = storage._host
+    def __init__(self, db: ObjectDatabase, host: StorageHost) -> None:
+        self._db = db
+        self._host = host
         # query text -> its statements (as handed to sqlite3)
         self._plans: dict[str, tuple[str, ...]] = {}
 
@@ -297,7 +234,11 @@ class SqlStorage:
             len(text) > MAX_SQL_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_SQL_BYTES
         ):
             raise StorageLimitError(SQL_STATEMENT_TOO_LONG)
-        pieces = tuple(user_text(piece) for piece in split_statements(text))
+        try:
+            statements = split_statements(text, strict=True)
+        except EmptyStatementError:
+            raise StorageError(SQL_NO_STATEMENT) from None
+        pieces = tuple(user_text(piece) for piece in statements)
         if len(self._plans) >= _PLAN_CACHE:
             self._plans.clear()
         self._plans[text] = pieces
@@ -336,7 +277,7 @@ class SqlStorage:
         the text, never on the schema, so it is remembered per text.
         """
         policy = self._db.policy
-        head = _skip_trivia(piece, 0)
+        head = skip_trivia(piece)
         tail = head
         while tail < len(piece) and piece[tail].isalpha():
             tail += 1
@@ -633,34 +574,3 @@ class RawCursor:
     def toArray(self) -> list[list[Any]]:
         """Every remaining row as a list of values."""
         return [_js_values(row) for row in self._cursor._drain()]
-
-
-def transaction_sync(storage: DurableObjectStorage, closure: Callable[[], T]) -> T:
-    """``ctx.storage.transactionSync(closure)``: see :meth:`DurableObjectStorage.transactionSync`."""
-    if not callable(closure):
-        raise StorageTypeError(f"transactionSync() takes a function, got {type(closure).__name__}")
-    if inspect.iscoroutinefunction(closure):
-        raise StorageTypeError(TRANSACTION_SYNC_ASYNC)
-    storage._host.check_alive()
-    db = storage._db
-    token = db.savepoint()
-    storage._transactions += 1
-    keep = False
-    try:
-        result = closure()
-        if inspect.isawaitable(result):
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()  # a coroutine that will never run must not warn
-            raise StorageTypeError(TRANSACTION_SYNC_ASYNC)
-        keep = True
-    finally:
-        storage._transactions -= 1
-        if keep:
-            db.release_savepoint(token)
-        else:
-            db.rollback_savepoint(token)
-        if db.can_commit and db.dirty:
-            # The savepoint opened (or joined) the batch; like transaction(), its end is a write.
-            storage._host.wrote(confirmed=True)
-    return result

@@ -9,7 +9,6 @@ import pytest
 
 from runtime.storage import SqlStorageCursor, StorageLimits, StorageTypeError
 from runtime.storage._limits import SQL_TRANSACTION_STATEMENT
-from runtime.storage._sql import split_statements
 from shards import ObjectResetError, StorageError, StorageLimitError
 
 from .fakes import Harness, make_harness
@@ -89,7 +88,7 @@ def test_duplicate_column_names_keep_the_last_in_dicts_and_all_in_raw(h: Harness
 
 
 def test_values_read_back_as_javascript_numbers_through_pyodide(h: Harness) -> None:
-    """Integral numbers are ints, others floats; integers beyond 2**53 lose precision (gotcha 39)."""
+    """Integral numbers are ints, others floats; integers beyond 2**53 lose precision, as in production."""
     row = h.storage.sql.exec(
         "SELECT 5 AS i, 2.0 AS whole, 2.5 AS f, 9007199254740993 AS big, 'x' AS s, x'ff00' AS b, NULL AS n"
     ).one()
@@ -148,19 +147,6 @@ def test_trigger_bodies_are_one_statement(h: Harness) -> None:
         5,
     )
     assert h.storage.sql.exec("SELECT v FROM audit ORDER BY v").raw().toArray() == [[5], [10]]
-
-
-@pytest.mark.parametrize(
-    ("query", "pieces"),
-    [
-        ("SELECT 1", ["SELECT 1"]),
-        ("SELECT 1;  \n", ["SELECT 1;"]),
-        ("SELECT ';'; SELECT 2", ["SELECT ';';", " SELECT 2"]),
-        ("/* ; */ SELECT 1 -- ;", ["/* ; */ SELECT 1 -- ;"]),
-    ],
-)
-def test_split_statements(query: str, pieces: list[str]) -> None:
-    assert split_statements(query) == pieces
 
 
 @pytest.mark.parametrize(
