@@ -83,7 +83,6 @@ from ._persistence import (
     SubscriberRecord as SubscriberRecord,
     decode_shard_state as decode_shard_state,
     encode_shard_state as encode_shard_state,
-    restore_or_init as restore_or_init,
 )
 from ._prediction import (
     MAX_SEQ as MAX_SEQ,
@@ -98,7 +97,9 @@ from ._shard import (
     Shard as Shard,
     ShardConfig as ShardConfig,
     ShardStatistics as ShardStatistics,
+    TickOutcome as TickOutcome,
     TickResult as TickResult,
+    restore_or_init as restore_or_init,
 )
 from ._simulation import ShardAuth as ShardAuth, SimState as SimState
 
@@ -115,6 +116,7 @@ __all__ = [
     "Shard",
     "ShardConfig",
     "ShardStatistics",
+    "TickOutcome",
     "TickResult",
     "FORMATS",
     "FRAME_HEADER_SIZE",

@@ -38,6 +38,11 @@ caught.
     │   ├── PlayerNotQueued              cancel of a player who is not waiting
     │   ├── MatchQueueFull               enqueue while max_queued players are waiting
     │   └── InvalidMatch                 a match function returned an unknown, altered or repeated entry
+    ├── HttpError                     the fetch API (Request, Response, Headers) refused a value;
+    │   │                             defined with that API, in ``runtime._http``
+    │   ├── HttpTypeError(TypeError)  production's TypeError: header, URL, method, body, JSON
+    │   │   └── BodyUsedError(OSError)  the body was read already (Python Workers raises OSError)
+    │   └── HttpRangeError(ValueError)  production's RangeError: a status out of range
     ├── DurableObjectError            raised by the Durable Objects emulator; carries
     │   │                         production's remote / retryable / overloaded /
     │   │                         durableObjectReset flags

@@ -54,6 +54,7 @@ from __future__ import annotations
 import json
 import math
 import struct
+from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeGuard
 
 import msgpack
@@ -118,21 +119,68 @@ def is_format(value: object) -> TypeGuard[SnapshotFormat]:
 # Snapshot encoding
 
 
-def _describe_json_problem(value: object, path: str, depth: int = 0) -> str | None:
-    """Find the first place in ``value`` that strict JSON refuses, for the error message.
+@dataclass(frozen=True, slots=True)
+class _Refusals:
+    """What one format cannot carry, as :func:`_describe_problem` reports it."""
 
-    Only called after an encoder failed, so its cost never touches the fast path.
+    #: The format's name in messages.
+    name: str
+    #: NaN and infinities are refused (JSON has no literal for them).
+    non_finite: bool
+    #: Integers outside this many bits (signed low end, unsigned high end) are
+    #: refused; None: any integer.
+    int_bits: int | None
+    #: ``bytes`` values are carried.
+    carries_bytes: bool
+    #: Dict keys must be of these types (or None); None: keys are checked as values.
+    key_types: tuple[type, ...] | None
+    #: End of the message for a value of a type the format lacks.
+    carries: str
+
+
+_REFUSALS: Final[dict[SnapshotFormat, _Refusals]] = {
+    "json": _Refusals(
+        name="JSON",
+        non_finite=True,
+        int_bits=None,
+        carries_bytes=False,
+        # What json.dumps writes as a string key.
+        key_types=(str, int, float, bool),
+        carries="JSON carries only dict, list, str, int, float, bool and None",
+    ),
+    "msgpack": _Refusals(
+        name="msgpack",
+        non_finite=False,
+        int_bits=64,
+        carries_bytes=True,
+        key_types=None,
+        carries="msgpack frames carry only dict, list, str, bytes, int, float, bool and None",
+    ),
+}
+
+
+def _describe_problem(value: object, path: str, fmt: SnapshotFormat, depth: int = 0) -> str | None:
+    """Find the first place in ``value`` that ``fmt`` refuses, for the error message.
+
+    Only called after an encoder failed, so its cost never touches the fast
+    path. None when it finds nothing (the caller then reports the encoder's own words).
     """
     if depth > 200:
         return f"{path} nests too deeply (or is a reference cycle)"
-    t = type(value)
-    if value is None or t is bool or t is int:
+    refusals = _REFUSALS[fmt]
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float):
-        if math.isnan(value):
-            return f"{path} is NaN; JSON allows only finite numbers"
-        if math.isinf(value):
-            return f"{path} is {value}; JSON allows only finite numbers"
+        if refusals.non_finite:
+            if math.isnan(value):
+                return f"{path} is NaN; {refusals.name} allows only finite numbers"
+            if math.isinf(value):
+                return f"{path} is {value}; {refusals.name} allows only finite numbers"
+        return None
+    if isinstance(value, int):
+        bits = refusals.int_bits
+        if bits is not None and not -(2 ** (bits - 1)) <= value < 2**bits:
+            return f"{path} is an integer outside the {bits}-bit range"
         return None
     if isinstance(value, str):
         try:
@@ -140,57 +188,28 @@ def _describe_json_problem(value: object, path: str, depth: int = 0) -> str | No
         except UnicodeEncodeError:
             return f"{path} is a string with a lone surrogate; it is not valid UTF-8"
         return None
-    if isinstance(value, int):
+    if isinstance(value, bytes) and refusals.carries_bytes:
         return None
     if isinstance(value, dict):
+        key_types = refusals.key_types
         for k, v in value.items():
-            if not isinstance(k, str | int | float | bool) and k is not None:
-                return f"{path} has a key of type {type(k).__name__}; JSON object keys are strings"
-            found = _describe_json_problem(v, f"{path}[{k!r}]", depth + 1)
+            if key_types is None:
+                found = _describe_problem(k, f"{path} key {k!r}", fmt, depth + 1)
+            elif k is not None and not isinstance(k, key_types):
+                return f"{path} has a key of type {type(k).__name__}; {refusals.name} object keys are strings"
+            else:
+                found = None
+            found = found or _describe_problem(v, f"{path}[{k!r}]", fmt, depth + 1)
             if found:
                 return found
         return None
     if isinstance(value, list | tuple):
         for i, v in enumerate(value):
-            found = _describe_json_problem(v, f"{path}[{i}]", depth + 1)
+            found = _describe_problem(v, f"{path}[{i}]", fmt, depth + 1)
             if found:
                 return found
         return None
-    return f"{path} is a {t.__name__}; JSON carries only dict, list, str, int, float, bool and None"
-
-
-def _describe_msgpack_problem(value: object, path: str, depth: int = 0) -> str | None:
-    """Find the first place in ``value`` that plain msgpack refuses (error path only)."""
-    if depth > 200:
-        return f"{path} nests too deeply (or is a reference cycle)"
-    t = type(value)
-    if value is None or isinstance(value, bool | float | bytes):
-        return None
-    if isinstance(value, int):
-        if not -(2**63) <= value <= _TICK_MAX:
-            return f"{path} is an integer outside the 64-bit range"
-        return None
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"{path} is a string with a lone surrogate; it is not valid UTF-8"
-        return None
-    if isinstance(value, dict):
-        for k, v in value.items():
-            found = _describe_msgpack_problem(k, f"{path} key {k!r}", depth + 1) or _describe_msgpack_problem(
-                v, f"{path}[{k!r}]", depth + 1
-            )
-            if found:
-                return found
-        return None
-    if isinstance(value, list | tuple):
-        for i, v in enumerate(value):
-            found = _describe_msgpack_problem(v, f"{path}[{i}]", depth + 1)
-            if found:
-                return found
-        return None
-    return f"{path} is a {t.__name__}; msgpack frames carry only dict, list, str, bytes, int, float, bool and None"
+    return f"{path} is a {type(value).__name__}; {refusals.carries}"
 
 
 def encode_snapshot(snapshot: object, fmt: SnapshotFormat) -> bytes:
@@ -214,13 +233,13 @@ def encode_snapshot(snapshot: object, fmt: SnapshotFormat) -> bytes:
                 return "".join(_JSON_ONE_SHOT(snapshot, 0)).encode()
             return _JSON.encode(snapshot).encode()  # pragma: no cover - CPython has the C encoder
         except (ValueError, TypeError, RecursionError, UnicodeEncodeError) as exc:
-            problem = _describe_json_problem(snapshot, "snapshot") or str(exc)
+            problem = _describe_problem(snapshot, "snapshot", "json") or str(exc)
             raise SnapshotError(f"cannot encode the snapshot as JSON: {problem}") from exc
     if fmt == "msgpack":
         try:
             return _PACKER.pack(snapshot)  # type: ignore[no-any-return]
         except (ValueError, TypeError, OverflowError, UnicodeEncodeError) as exc:
-            problem = _describe_msgpack_problem(snapshot, "snapshot") or str(exc)
+            problem = _describe_problem(snapshot, "snapshot", "msgpack") or str(exc)
             raise SnapshotError(f"cannot encode the snapshot as msgpack: {problem}") from exc
     raise ValueError(f"unknown snapshot format {fmt!r}; choose 'json' or 'msgpack'")
 

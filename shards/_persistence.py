@@ -1,4 +1,4 @@
-"""Persisted shard state: a versioned record, its codec, and restore-or-init.
+"""Persisted shard state: a versioned record and its codec.
 
 A record is ``MAGIC`` (4 bytes), a big-endian 16-bit format version, then
 one value encoded with the shared codec (:mod:`shards._codec`) holding
@@ -15,11 +15,15 @@ Invariants:
   :class:`~shards.SnapshotVersionError`; anything else that is not exactly a
   record this module wrote raises :class:`~shards.SnapshotCorrupt`, naming
   the first field that is wrong.
-* ``restore(persist(shard))`` behaves exactly like ``shard``: the next
-  ``run_tick(now)`` of both returns equal results (frames, acks, record).
+* A shard restored from its record (:func:`~shards.restore_or_init`)
+  behaves exactly like the shard that wrote it: the next ``run_tick(now)``
+  of both returns equal results (frames, acks, record).
   Statistics and the replay log describe one incarnation and are not
   persisted; the configuration is code, not state, and is passed in again.
 * Encoding is deterministic: equal shards give equal bytes.
+* This module knows records, not shards: it imports nothing from
+  :mod:`shards._shard` (which builds a shard from a record), so the
+  dependency runs one way.
 """
 
 from __future__ import annotations
@@ -27,15 +31,11 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from ._codec import decode, encode
 from ._errors import CodecError, SnapshotCorrupt, SnapshotError, SnapshotVersionError
 from ._frames import SnapshotFormat, is_format
-
-if TYPE_CHECKING:
-    from ._shard import Shard, ShardConfig
-    from ._simulation import SimState
 
 __all__ = [
     "SHARD_STATE_MAGIC",
@@ -45,7 +45,6 @@ __all__ = [
     "SubscriberRecord",
     "decode_shard_state",
     "encode_shard_state",
-    "restore_or_init",
 ]
 
 #: First bytes of every persisted shard record.
@@ -351,48 +350,3 @@ def decode_shard_state(data: bytes) -> ShardRecord:
         queue=tuple(queue),
         subscribers=tuple(subscribers),
     )
-
-
-def restore_or_init(
-    shard_id: str, sim_cls: type[SimState], config: ShardConfig | None, record: bytes | None
-) -> Shard:
-    """Return the shard persisted in ``record``, or a new one when ``record`` is None.
-
-    A new shard's simulation is ``sim_cls.create(shard_id)``; a restored one's
-    is ``sim_cls.from_state(...)``. Limits in ``config`` apply to what comes
-    next: a restored queue or subscriber list above them is kept, not cut.
-
-    Args:
-        shard_id: The shard's id; a record for another shard is refused.
-        sim_cls: The :class:`~shards.SimState` subclass.
-        config: The configuration (None: defaults).
-        record: Bytes from :meth:`Shard.persist_now <shards.Shard.persist_now>`
-            or a :class:`~shards.TickResult`'s ``persist``, or None.
-
-    Raises:
-        SnapshotVersionError: the record has an unknown version.
-        SnapshotCorrupt: the record is not decodable.
-        SnapshotError: the record belongs to another shard, or
-            ``sim_cls.create``/``sim_cls.from_state`` raised (chained).
-    """
-    # Imported here because _shard imports this module at load time.
-    from ._shard import Shard
-
-    if record is None:
-        try:
-            sim = sim_cls.create(shard_id)
-        except Exception as exc:
-            raise SnapshotError(
-                f"cannot create shard {shard_id!r}: {sim_cls.__name__}.create() raised {type(exc).__name__}: {exc}"
-            ) from exc
-        return Shard(shard_id, sim, config)
-    state = decode_shard_state(record)
-    if state.shard_id != shard_id:
-        raise SnapshotError(f"the record belongs to shard {state.shard_id!r}, not {shard_id!r}")
-    try:
-        sim = sim_cls.from_state(state.sim_state)
-    except Exception as exc:
-        raise SnapshotError(
-            f"cannot restore shard {shard_id!r}: {sim_cls.__name__}.from_state() raised {type(exc).__name__}: {exc}"
-        ) from exc
-    return Shard._from_record(state, sim, config)

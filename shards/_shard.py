@@ -4,7 +4,11 @@ A :class:`Shard` performs no I/O and reads no clock. The host (the runtime's
 shard object, a test, a benchmark) feeds it subscribers and inputs, calls
 :meth:`Shard.run_tick` with the current time, and carries out what the
 returned :class:`TickResult` says: send each frame, store the persistence
-record, shut down when finished or idle.
+record, shut down when finished or idle. A host that ticks many shards
+calls :meth:`Shard.advance` instead: the same tick, reported as the shared
+frame alone when the tick is plain, else as a :class:`TickOutcome`.
+:func:`restore_or_init` builds a shard from a persisted record (see
+:mod:`shards._persistence`) or anew.
 
 Invariants:
 
@@ -22,7 +26,8 @@ Invariants:
 * After :meth:`Shard.stop`, or once the simulation reports it is finished,
   pushes, subscriptions and ticks raise :class:`~shards.ShardStopped`;
   removing subscribers and :meth:`Shard.persist_now` still work.
-* Tick numbers start at 1 and go up by one per :meth:`Shard.run_tick`.
+* Tick numbers start at 1 and go up by one per tick (:meth:`Shard.run_tick`
+  or :meth:`Shard.advance`: one tick either way, reported two ways).
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import math
 from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal, NoReturn
+from typing import Any, Final, Literal, NamedTuple, NoReturn
 
 import msgpack
 
@@ -60,11 +65,17 @@ from ._frames import (
     is_format,
     make_delta,
 )
-from ._persistence import QueuedInput, ShardRecord, SubscriberRecord, encode_shard_state
+from ._persistence import (
+    QueuedInput,
+    ShardRecord,
+    SubscriberRecord,
+    decode_shard_state,
+    encode_shard_state,
+)
 from ._replay import ReplayLog
 from ._simulation import ShardAuth, SimState
 
-__all__ = ["ShardConfig", "ShardStatistics", "Shard", "TickResult"]
+__all__ = ["ShardConfig", "ShardStatistics", "Shard", "TickOutcome", "TickResult", "restore_or_init"]
 
 _CLIENT_SEQ_MAX: Final = 2**63 - 1
 
@@ -161,6 +172,40 @@ class TickResult:
     quiet: bool = False
 
 
+class TickOutcome(NamedTuple):
+    """A tick that is not plain, as :meth:`Shard.advance` reports it.
+
+    The fields, their names and meanings are :class:`TickResult`'s; read them
+    by name. A named tuple because a host ticking thousands of shards gets one
+    per general tick, and no record with named fields is cheaper to build.
+    ``frames`` and ``acks`` are new dicts each tick, handed over to the host.
+
+    Attributes:
+        tick: This tick's number.
+        now: The time passed to :meth:`Shard.advance`, as a float.
+        dt: The ``dt`` passed to the simulation's ``tick``.
+        inputs_applied: How many inputs this tick applied.
+        frames: Subscriber id to frame bytes, for every subscriber attached.
+        acks: Subscriber id to the client sequence number of its last input
+            applied this tick.
+        persist: A persistence record to store, or None when none is due.
+        finished: The simulation is over; the shard is stopped.
+        idle_shutdown: The shard has been idle for ``idle_ticks_before_shutdown`` ticks.
+        quiet: No subscriber and no queued input: the host stops ticking.
+    """
+
+    tick: int
+    now: float
+    dt: float
+    inputs_applied: int
+    frames: dict[str, bytes]
+    acks: dict[str, int]
+    persist: bytes | None
+    finished: bool
+    idle_shutdown: bool
+    quiet: bool
+
+
 ShardState = Literal["running", "stopped", "finished", "failed"]
 
 
@@ -209,9 +254,11 @@ class ShardStatistics:
 _NO_COUNTS: Final = (0, 0, 0, 0, 0)
 _INF: Final = math.inf
 
-# What Shard._advance returns, in TickResult's field order: tick, now, dt,
-# inputs applied, frames, acks, record, finished, idle shutdown, quiet.
-_Result = tuple[int, float, float, int, dict[str, bytes], dict[str, int], bytes | None, bool, bool, bool]
+# Builds a TickOutcome from a tuple in field order, as namedtuple's own _make
+# does: calling TickOutcome(...) runs the generated Python-level __new__ on
+# top, doubling what the outcome adds to a trivial general tick. Type checkers
+# do not match the tuple against the fields; the tests read each by name.
+_new_outcome: Final = tuple.__new__
 
 
 class _Subscriber:
@@ -604,7 +651,7 @@ class Shard:
     def _refresh_plain(self) -> None:
         """Recompute ``_plain_format`` after the subscriber set or the shard's state changed.
 
-        The plain tick (the fast path of :meth:`_advance`) applies while the
+        The plain tick (the fast path of :meth:`advance`) applies while the
         shard runs (not failed, finished or stopped), when there is no replay
         log, one snapshot is shared, and every subscriber takes full frames
         in the same format: one encoding, the same frame for all.
@@ -849,45 +896,62 @@ class Shard:
                 check :attr:`finished` and call :meth:`persist_now`).
         """
         last = self._last_now
-        result = self._advance(now)
-        if isinstance(result, bytes):
-            # The plain tick: it only returns the frame (the fast path took a float ``now`` and had a last tick).
+        outcome = self.advance(now)
+        if isinstance(outcome, bytes):
+            # A plain tick took a float ``now`` and had a previous tick.
             assert last is not None
             return TickResult(
                 tick=self._tick,
                 now=now,
                 dt=now - last,
                 inputs_applied=0,
-                frames=dict.fromkeys(self._subs, result),
+                frames=dict.fromkeys(self._subs, outcome),
                 acks={},
                 persist=None,
                 finished=False,
                 idle_shutdown=False,
                 quiet=False,
             )
-        tick, now, dt, applied, frames, acks, record, finished, idle_shutdown, quiet = result
         return TickResult(
-            tick=tick,
-            now=now,
-            dt=dt,
-            inputs_applied=applied,
-            frames=frames,
-            acks=acks,
-            persist=record,
-            finished=finished,
-            idle_shutdown=idle_shutdown,
-            quiet=quiet,
+            tick=outcome.tick,
+            now=outcome.now,
+            dt=outcome.dt,
+            inputs_applied=outcome.inputs_applied,
+            frames=outcome.frames,
+            acks=outcome.acks,
+            persist=outcome.persist,
+            finished=outcome.finished,
+            idle_shutdown=outcome.idle_shutdown,
+            quiet=outcome.quiet,
         )
 
-    def _advance(self, now: float) -> bytes | _Result:
-        """:meth:`run_tick` returning a plain tuple, in :class:`TickResult`'s field order.
+    def advance(self, now: float) -> bytes | TickOutcome:
+        """Run one tick at time ``now``, as :meth:`run_tick` does, and report it for a busy host.
 
-        The host's hot path (``runtime.shard_objects`` calls it once per tick
-        per shard): building the frozen result costs as much as a trivial tick.
-        A plain tick (see below) returns only its frame, the same bytes for
-        every subscriber: the result is then ``(tick, now, now - previous
-        now, 0, {every subscriber: frame}, {}, None, False, False, False)``,
-        which the host need not build.
+        The same tick as :meth:`run_tick` (same order, same effects, same
+        exceptions), for a host ticking many shards: building a
+        :class:`TickResult` costs about as much as a trivial tick, and most
+        ticks need less.
+
+        Returns:
+            The frame, as ``bytes``, when the tick is *plain*: no input was
+            applied, no persistence record is due, the shard is still
+            running, and every subscriber (there is at least one) gets this
+            same frame. The rest of a plain tick's :class:`TickResult` is
+            implied: ``tick`` is :attr:`tick`, ``dt`` is ``now`` minus the
+            previous tick's ``now`` (a plain tick always has one),
+            ``inputs_applied`` is 0, ``acks`` is empty, ``persist`` is None and
+            the flags are false.
+
+            A :class:`TickOutcome` for any other tick, with the fields
+            :meth:`run_tick`'s result would have.
+
+            Which ticks are plain is the shard's business (it depends on the
+            subscribers' formats and modes, the replay log, the simulation's
+            hooks and more): a host handles both forms.
+
+        Raises:
+            As :meth:`run_tick`.
         """
         fmt = self._plain_format
         if fmt is not None and type(now) is float and not self._queue and not self._persist_pending:
@@ -940,14 +1004,19 @@ class Shard:
             sim.tick(dt)
         except Exception as exc:
             self._fail("tick", exc)
-        try:
-            finished = bool(sim.is_finished())
-        except Exception as exc:
-            self._fail("is_finished", exc)
+        finished = False
+        if self._checks_finished:
+            try:
+                finished = bool(sim.is_finished())
+            except Exception as exc:
+                self._fail("is_finished", exc)
         return self._complete(tick, now, dt, queue, acks, finished)
 
-    def _advance_plain(self, now: float, last: float, tick: int, fmt: SnapshotFormat) -> bytes | _Result:
-        """:meth:`_advance` when its fast-path conditions hold (checked by the caller)."""
+    def _advance_plain(self, now: float, last: float, tick: int, fmt: SnapshotFormat) -> bytes | TickOutcome:
+        """:meth:`advance` when its fast-path conditions hold (checked by the caller).
+
+        Not plain after all (and a :class:`TickOutcome`) when the simulation finishes in this tick.
+        """
         dt = now - last
         sim = self._sim
         try:
@@ -988,8 +1057,8 @@ class Shard:
         queue: Collection[_Queued],
         acks: dict[str, int],
         finished: bool,
-    ) -> _Result:
-        """The rest of :meth:`_advance` once the simulation has ticked."""
+    ) -> TickOutcome:
+        """The rest of :meth:`advance` once the simulation has ticked."""
         subs = self._subs
         # The tick has happened: commit it before anything that may raise SnapshotError.
         applied = len(queue)
@@ -1047,7 +1116,9 @@ class Shard:
             self._encodings += encodings
             self._bytes_encoded += encoded
             self._frame_bytes += total
-        return tick, now, dt, applied, frames, acks, record, finished, idle_shutdown, quiet
+        return _new_outcome(
+            TickOutcome, (tick, now, dt, applied, frames, acks, record, finished, idle_shutdown, quiet)
+        )
 
     def _build_frames(
         self, tick: int
@@ -1159,3 +1230,45 @@ class Shard:
         n_bytes = sum(len(f) for f in by_format.values())
         n_total = sum(len(f) for f in frames.values())
         return frames, [], (n, 0, len(by_format), n_bytes - len(header) * len(by_format), n_total)
+
+
+def restore_or_init(
+    shard_id: str, sim_cls: type[SimState], config: ShardConfig | None, record: bytes | None
+) -> Shard:
+    """Return the shard persisted in ``record``, or a new one when ``record`` is None.
+
+    A new shard's simulation is ``sim_cls.create(shard_id)``; a restored one's
+    is ``sim_cls.from_state(...)``. Limits in ``config`` apply to what comes
+    next: a restored queue or subscriber list above them is kept, not cut.
+
+    Args:
+        shard_id: The shard's id; a record for another shard is refused.
+        sim_cls: The :class:`~shards.SimState` subclass.
+        config: The configuration (None: defaults).
+        record: Bytes from :meth:`Shard.persist_now <shards.Shard.persist_now>`
+            or a :class:`~shards.TickResult`'s ``persist``, or None.
+
+    Raises:
+        SnapshotVersionError: the record has an unknown version.
+        SnapshotCorrupt: the record is not decodable.
+        SnapshotError: the record belongs to another shard, or
+            ``sim_cls.create``/``sim_cls.from_state`` raised (chained).
+    """
+    if record is None:
+        try:
+            sim = sim_cls.create(shard_id)
+        except Exception as exc:
+            raise SnapshotError(
+                f"cannot create shard {shard_id!r}: {sim_cls.__name__}.create() raised {type(exc).__name__}: {exc}"
+            ) from exc
+        return Shard(shard_id, sim, config)
+    state = decode_shard_state(record)
+    if state.shard_id != shard_id:
+        raise SnapshotError(f"the record belongs to shard {state.shard_id!r}, not {shard_id!r}")
+    try:
+        sim = sim_cls.from_state(state.sim_state)
+    except Exception as exc:
+        raise SnapshotError(
+            f"cannot restore shard {shard_id!r}: {sim_cls.__name__}.from_state() raised {type(exc).__name__}: {exc}"
+        ) from exc
+    return Shard._from_record(state, sim, config)

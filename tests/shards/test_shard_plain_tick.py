@@ -1,4 +1,4 @@
-"""The plain tick (Shard._advance's fast path) must be indistinguishable from the general path."""
+"""The plain tick (Shard.advance's fast path) must be indistinguishable from the general path."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shards import Shard, ShardConfig, ShardsError, SimState, TickResult
+from shards import Shard, ShardConfig, ShardsError, SimState, TickOutcome, TickResult, decode_frame
 
 
 class General(Shard):
@@ -15,6 +15,30 @@ class General(Shard):
 
     def _refresh_plain(self) -> None:
         self._plain_format = None
+
+
+class ViaAdvance(Shard):
+    """A shard whose run_tick is built from advance() as its documentation tells a host to."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.forms: list[type] = []
+
+    def run_tick(self, now: float) -> TickResult:
+        previous = self._last_now
+        outcome = self.advance(now)
+        self.forms.append(type(outcome))
+        if isinstance(outcome, bytes):
+            assert previous is not None
+            return TickResult(
+                tick=self.tick,
+                now=now,
+                dt=now - previous,
+                inputs_applied=0,
+                frames=dict.fromkeys(self.subscriber_ids(), outcome),
+            )
+        assert type(outcome) is TickOutcome
+        return TickResult(**outcome._asdict())
 
 
 class Counter(SimState):
@@ -134,6 +158,49 @@ def test_plain_and_general_ticks_agree_step_by_step(fmt: str, sim: Any, persist_
             slow.finished,
         )
     assert took_plain > 0  # the fast path really ran
+
+
+@pytest.mark.parametrize("fmt", ["json", "msgpack"])
+@pytest.mark.parametrize(
+    ("sim", "persist_every"),
+    [
+        (lambda: Counter(), 0),
+        (lambda: Counter(), 3),
+        (lambda: Finishing(finish_at=12), 0),
+        (lambda: Counter(bad_at=7), 0),
+        (lambda: Counter(fail_at=8), 0),
+        (lambda: Counter(snapshot_fails_at=3), 0),
+    ],
+    ids=["plain", "persist-every-3", "finishes", "unencodable", "fails", "snapshot-fails"],
+)
+def test_advance_reports_the_same_ticks_as_run_tick(fmt: str, sim: Any, persist_every: int) -> None:
+    config = ShardConfig(tick_rate_hz=20, persist_every_ticks=persist_every, snapshot_format=fmt)  # type: ignore[arg-type]
+    host = ViaAdvance("s", sim(), config)
+    slow = General("s", sim(), config)
+    for shard in (host, slow):
+        shard.add_subscriber("a")
+    for step in script(fmt):
+        assert outcome(host, step) == outcome(slow, step)
+        assert host.statistics() == slow.statistics()
+    # Both forms were read.
+    assert bytes in host.forms
+    assert TickOutcome in host.forms
+
+
+def test_a_general_tick_is_read_by_name() -> None:
+    shard = Shard("s", Counter(), ShardConfig(tick_rate_hz=20, persist_every_ticks=0))
+    shard.add_subscriber("a")
+    shard.push_input("a", 2, client_seq=7)
+    first = shard.advance(1.0)
+    assert isinstance(first, TickOutcome)
+    assert (first.tick, first.now, first.dt, first.inputs_applied) == (1, 1.0, 0.05, 1)
+    assert first.acks == {"a": 7}
+    assert list(first.frames) == ["a"]
+    assert (first.persist, first.finished, first.idle_shutdown, first.quiet) == (None, False, False, False)
+    second = shard.advance(1.05)
+    assert isinstance(second, bytes)  # a plain tick: its frame, nothing else
+    assert decode_frame(second, "json") == (2, Counter().snapshot() | {"n": 4})
+    assert shard.tick == 2
 
 
 def plain(shard: Shard) -> str | None:
