@@ -5,9 +5,11 @@ decides to accept it, and websockets' server reads the handshake from its
 stream. So we give websockets' trio ``ServerConnection`` a stream that first
 replays the request bytes and then reads the socket: websockets parses the
 handshake, validates it, writes the 101 and owns every frame after that.
-This uses websockets internals (``ServerConnection(nursery, stream,
-protocol, server)``), hence the ``websockets>=17,<18`` pin and
-``tests/runtime/devserver/test_handoff.py``, which fails if the hand-off breaks.
+Making that connection, and writing frames next to websockets' own, needs
+websockets' internals; the direct path needs trio's. Those reaches live in
+:mod:`runtime._websockets_compat` and :mod:`runtime._trio_compat`, whose
+tests pin them; this module calls their functions and touches no foreign
+private name itself.
 
 Invariants:
 
@@ -59,9 +61,21 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request as WsRequest, Response as WsResponse
 from websockets.protocol import CLOSED, OPEN
-from websockets.server import ServerProtocol
-from websockets.trio.server import Server as WsServer, ServerConnection
+from websockets.trio.server import ServerConnection
 
+from runtime._trio_compat import raw_socket
+from runtime._websockets_compat import (
+    append_frame,
+    close_stream,
+    connection_error,
+    handshake,
+    parser_error,
+    send_lock,
+    server_connection,
+    start_keepalive,
+    stream_of,
+    writes_pending,
+)
 from runtime.sockets import Peer, WebSocket, attach
 
 __all__ = [
@@ -69,7 +83,6 @@ __all__ = [
     "FrameCache",
     "ReplayStream",
     "WebSocketOptions",
-    "raw_socket",
     "run_websocket",
 ]
 
@@ -97,7 +110,8 @@ class ReplayStream(trio.abc.HalfCloseableStream):
     def __init__(self, inner: trio.abc.HalfCloseableStream, replay: bytes) -> None:
         self._inner = inner
         self._replay = replay
-        # websockets reads .socket for local/remote addresses when asked.
+        # The inner stream's trio socket, exposed as a trio SocketStream exposes it:
+        # the direct path finds the stdlib socket under it (see ConnectionTransport).
         self.socket: Any = getattr(inner, "socket", None)
         self.on_receive_end: Callable[[], None] | None = None
 
@@ -147,7 +161,7 @@ class WebSocketOptions:
         ping_interval: float | None = 20.0,
         close_timeout: float = 10.0,
     ) -> None:
-        #: Largest message accepted from a client (production: 32 MiB, reference 4.17).
+        #: Largest message accepted from a client (production: 32 MiB).
         self.max_message_size = max_message_size
         #: Bytes (characters for text) waiting to be written before a slow client is cut (1011).
         self.max_buffer = max_buffer
@@ -166,12 +180,12 @@ class ConnectionTransport:
         "_buffered",
         "_close",
         "_conn",
+        "_direct",
         "_frames",
         "_lot",
         "_max",
         "_partial",
         "_sending",
-        "_sock",
         "_writing",
         "closed_by_overflow",
     )
@@ -189,7 +203,7 @@ class ConnectionTransport:
         # while it may still be queued: an overflow must not cut it.
         self._partial: tuple[bytes, int] | None = None
         # The socket for direct sends (None: every frame takes the queued path).
-        self._sock = raw_socket(conn.stream)
+        self._direct = raw_socket(stream_of(conn))
         self.closed_by_overflow = False
 
     def send_nowait(self, message: str | bytes) -> None:
@@ -211,7 +225,7 @@ class ConnectionTransport:
             self._buffered = 0
             partial = self._partial
             if partial is not None and dropped and dropped[0] is partial[0]:
-                protocol.writes.append(partial[0])
+                append_frame(protocol, partial[0])
                 self._buffered = partial[1]
             self.close_nowait(CloseCode.INTERNAL_ERROR, "outgoing buffer full (client too slow)")
             return
@@ -226,8 +240,8 @@ class ConnectionTransport:
             # Without extensions a server frame depends only on the message:
             # a broadcast encodes it once and sends the same bytes everywhere.
             frame = self._frames.encode(message)
-            sock = self._sock
-            if sock is not None and not protocol.writes and not self._sending and not conn.send_lock.locked():
+            sock = self._direct
+            if sock is not None and not self._sending and not writes_pending(conn):
                 # Nothing waits ahead of this frame: the direct path.
                 try:
                     sent = sock.send(frame, _SEND_FLAGS)
@@ -242,7 +256,7 @@ class ConnectionTransport:
                 if sent:
                     frame = frame[sent:]  # the writer task sends the rest
                     self._partial = (frame, size)
-            protocol.writes.append(frame)
+            append_frame(protocol, frame)
         # A frame counts in full until the socket has taken all of it.
         self._buffered += size
         if not self._sending:
@@ -277,7 +291,8 @@ class ConnectionTransport:
         for EOF (after a close): half-close, as ``send_data`` would.
         """
         conn = self._conn
-        async with conn.send_lock:
+        stream = stream_of(conn)
+        async with send_lock(conn):
             pending: list[bytes] = []
             self._partial = None  # taken below, if it was queued
             for chunk in conn.protocol.data_to_send():
@@ -285,12 +300,12 @@ class ConnectionTransport:
                     pending.append(chunk)
                     continue
                 if pending:
-                    await conn.stream.send_all(b"".join(pending))
+                    await stream.send_all(b"".join(pending))
                     pending = []
                 with contextlib.suppress(Exception):
-                    await conn.stream.send_eof()  # type: ignore[attr-defined]
+                    await stream.send_eof()  # type: ignore[attr-defined]
             if pending:
-                await conn.stream.send_all(pending[0] if len(pending) == 1 else b"".join(pending))
+                await stream.send_all(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def close_nowait(self, code: int, reason: str) -> None:
         """Start the close handshake once the queued frames are written."""
@@ -330,18 +345,6 @@ class ConnectionTransport:
                 return
 
 
-def raw_socket(stream: object) -> socket.socket | None:
-    """The stdlib socket under ``stream``, for direct sends; None if it has none.
-
-    ``stream`` is a :class:`ReplayStream` or a trio ``SocketStream``: both
-    expose the trio socket as ``.socket``, and a trio socket wraps a stdlib
-    socket in its ``_sock`` attribute (trio's internals, as pinned by the
-    tests of this module). In-memory streams have none.
-    """
-    raw = getattr(getattr(stream, "socket", None), "_sock", None)
-    return raw if isinstance(raw, socket.socket) else None
-
-
 class FrameCache:
     """Encodes server frames, reusing the last one when the same message object comes again.
 
@@ -371,11 +374,13 @@ class FrameCache:
 def _ending(conn: ServerConnection) -> tuple[str, tuple[Any, ...]]:
     """How the connection ended, as the Peer hears it: ("error", (exc,)) or ("closed", (code, reason, clean))."""
     protocol = conn.protocol
-    if isinstance(conn.connection_exc, UnicodeDecodeError):  # websockets decodes text in recv()
-        return "error", (conn.connection_exc,)
+    broken = connection_error(conn)
+    if isinstance(broken, UnicodeDecodeError):  # websockets decodes text in recv()
+        return "error", (broken,)
     # The parser also records an EOF; that is a lost connection (1006), not an error.
-    if protocol.parser_exc is not None and not isinstance(protocol.parser_exc, EOFError):
-        return "error", (protocol.parser_exc,)
+    failed = parser_error(protocol)
+    if failed is not None and not isinstance(failed, EOFError):
+        return "error", (failed,)
     rcvd, sent = protocol.close_rcvd, protocol.close_sent
     if rcvd is None:
         return "closed", (int(CloseCode.ABNORMAL_CLOSURE), "", False)
@@ -410,10 +415,6 @@ async def run_websocket(
     Returns:
         Whether the handshake succeeded.
     """
-    protocol = ServerProtocol(
-        max_size=options.max_message_size, extensions=None, logger=logging.getLogger("websockets.server")
-    )
-    ws_server = WsServer([], _unused_handler, logger=log)
 
     def add_headers(_conn: ServerConnection, _req: WsRequest, response: WsResponse) -> None:
         if response.status_code == 101:
@@ -424,18 +425,18 @@ async def run_websocket(
     opened = False
     async with trio.open_nursery() as nursery:
         replay = ReplayStream(stream, request_bytes)
-        conn = ServerConnection(
+        conn = server_connection(
             nursery,
             replay,
-            protocol,
-            ws_server,
+            max_size=options.max_message_size,
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_interval,
             close_timeout=options.close_timeout,
+            logger=log,
         )
         try:
             with trio.move_on_after(options.handshake_timeout):
-                await conn.handshake(None, add_headers, server_header=None)
+                await handshake(conn, add_headers)
             opened = conn.protocol.state is OPEN
             transport = ConnectionTransport(conn, options.max_buffer, frames)
             replay.on_receive_end = transport.receive_ended
@@ -443,18 +444,18 @@ async def run_websocket(
             if not opened:
                 # The client vanished, timed out or sent a bad handshake; the
                 # object already accepted its end, so tell it the socket is gone.
-                await conn.close_stream()
+                await close_stream(conn)
                 await peer.closed(int(CloseCode.ABNORMAL_CLOSURE), "", False)
                 return False
             on_open(conn)
             if options.ping_interval is not None:
-                conn.start_keepalive()
+                start_keepalive(conn)
             nursery.start_soon(transport.run_writer)
             await _pump(conn, peer)
         finally:
             on_close(conn)
             with trio.CancelScope(shield=True):
-                await conn.close_stream()
+                await close_stream(conn)
             nursery.cancel_scope.cancel()
     return opened
 
@@ -476,7 +477,3 @@ async def _pump(conn: ServerConnection, peer: Peer) -> None:
         await peer.error(args[0])
     else:
         await peer.closed(*args)
-
-
-async def _unused_handler(stream: trio.abc.Stream) -> None:  # pragma: no cover - never called
-    """websockets' Server wants a handler; ours never listens, so this never runs."""

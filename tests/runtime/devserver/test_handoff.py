@@ -1,13 +1,12 @@
-"""The HTTP -> websockets hand-off leans on websockets internals: this fails first if they change.
+"""The HTTP -> websockets hand-off: a replayed upgrade request, the direct path, the overflow rule.
 
-``ServerConnection(nursery, stream, protocol, server)`` must accept a stream
-that replays the upgrade request the HTTP layer already read (DESIGN.md,
-"Dev server"; pinned to websockets>=17,<18).
+The websockets and trio internals the hand-off leans on are pinned in
+tests/runtime/test_websockets_compat.py and tests/runtime/test_trio_compat.py;
+these tests check what the dev server builds on them.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import socket
 from collections.abc import AsyncIterator
@@ -18,35 +17,24 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-import websockets
 from websockets.client import ClientProtocol
 from websockets.frames import Close, Frame, Opcode
 from websockets.protocol import OPEN
-from websockets.server import ServerProtocol
 from websockets.trio.client import connect
-from websockets.trio.server import Server as WsServer, ServerConnection
+from websockets.trio.server import ServerConnection
 from websockets.uri import parse_uri
 
+from runtime._trio_compat import raw_socket
+from runtime._websockets_compat import close_stream, handshake, send_lock, server_connection
 from runtime.devserver._handoff import (
     ConnectionTransport,
     ReplayStream,
     WebSocketOptions,
-    raw_socket,
     run_websocket,
 )
 from runtime.sockets import WebSocketPair
 
 from .helpers import wait_for
-
-
-def test_websockets_is_the_pinned_major_version() -> None:
-    assert websockets.version.version.split(".")[0] == "17"
-
-
-def test_server_connection_signature_is_what_the_hand_off_calls() -> None:
-    params = list(inspect.signature(ServerConnection.__init__).parameters)
-    assert params[:5] == ["self", "nursery", "stream", "protocol", "server"]
-    assert {"ping_interval", "ping_timeout", "close_timeout"} <= set(params)
 
 
 async def test_a_replayed_upgrade_request_completes_the_handshake() -> None:
@@ -118,10 +106,6 @@ def test_a_broadcast_frame_is_encoded_once_and_matches_websockets() -> None:
 BIG = 200_000  # far more than a 4 KiB send buffer takes at once
 
 
-async def _never_called(stream: trio.abc.Stream) -> None:  # pragma: no cover - never listens
-    raise AssertionError("not a listening server")
-
-
 class RawClient:
     """The client end of a socketpair, parsing what arrives with websockets' own client protocol."""
 
@@ -183,16 +167,11 @@ async def open_connection(
     replay = ReplayStream(trio.SocketStream(trio.socket.from_stdlib_socket(server_sock)), client.request())
     with client_sock, trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            conn = ServerConnection(
-                nursery,
-                replay,
-                ServerProtocol(extensions=None, max_size=None),
-                WsServer([], _never_called),
-                ping_interval=None,
-                close_timeout=1,
+            conn = server_connection(
+                nursery, replay, max_size=None, ping_interval=None, ping_timeout=None, close_timeout=1
             )
             try:
-                await conn.handshake(None, None, server_header=None)
+                await handshake(conn)
                 transport = ConnectionTransport(conn, max_buffer)
                 replay.on_receive_end = transport.receive_ended
                 if writer:
@@ -202,18 +181,17 @@ async def open_connection(
             finally:
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
-                    await conn.close_stream()
+                    await close_stream(conn)
 
 
 def test_the_direct_path_finds_the_socket_under_a_replay_stream() -> None:
-    """Pins trio's internals: a trio socket wraps the stdlib socket as ``_sock``."""
+    """A ReplayStream exposes its socket as a SocketStream does (raw_socket itself: test_trio_compat.py)."""
     a, b = socket.socketpair()
     with a, b:
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(a))
         assert raw_socket(ReplayStream(stream, b"")) is a
-        assert raw_socket(stream) is a
     send, _receive = trio.testing.memory_stream_pair()
-    assert raw_socket(send) is None  # in-memory streams take the queued path
+    assert raw_socket(ReplayStream(send, b"")) is None  # in-memory streams take the queued path
 
 
 async def test_a_frame_goes_straight_to_the_socket_without_the_writer_task() -> None:
@@ -253,7 +231,7 @@ async def test_frames_wait_while_websockets_holds_the_send_lock() -> None:
         release = trio.Event()
 
         async def websockets_writing() -> None:
-            async with conn.send_lock:
+            async with send_lock(conn):
                 await release.wait()
 
         nursery.start_soon(websockets_writing)
