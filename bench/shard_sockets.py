@@ -50,7 +50,6 @@ import base64
 import errno
 import hashlib
 import json
-import multiprocessing
 import os
 import random
 import resource
@@ -73,6 +72,7 @@ from runtime.shard_objects import ShardObject, make_token
 from shards import ShardConfig, encode_frame
 
 from ._report import report
+from ._wsclient import AdminClient, ClientProcess, write_project
 from .core import Arena
 
 SUITE = "shard_sockets"
@@ -129,24 +129,6 @@ class WakeEventShard(ShardObject):
     config = ShardConfig(tick_rate_hz=0)
 
 
-TOML = f"""\
-name = "shard-sockets-bench"
-main = "worker.py"
-compatibility_date = "2026-11-01"
-compatibility_flags = ["python_workers"]
-
-[[durable_objects.bindings]]
-name = "ARENA"
-class_name = "Arena"
-
-[[migrations]]
-tag = "v1"
-new_sqlite_classes = ["Arena"]
-
-[vars]
-SHARDSIM_SECRET = "{SECRET}"
-"""
-
 WORKER = """\
 from workers import Response, WorkerEntrypoint
 
@@ -161,9 +143,14 @@ class Default(WorkerEntrypoint):
 
 def _project(root: Path, cls: type[ShardObject]) -> Path:
     root.mkdir()
-    (root / "wrangler.toml").write_text(TOML)
-    (root / "worker.py").write_text(WORKER.format(cls=cls.__name__))
-    return root
+    return write_project(
+        root,
+        name="shard-sockets-bench",
+        main="worker.py",
+        source=WORKER.format(cls=cls.__name__),
+        classes={"ARENA": "Arena"},
+        vars={"SHARDSIM_SECRET": SECRET},
+    )
 
 
 # --------------------------------------------------------------------------- client process
@@ -479,58 +466,25 @@ def _fan_out_client(
     return {"ticks": client.ticks, "times": client.times, "closes": client.closes, "client_cpu": cpu}
 
 
-class _AdminClient:
-    """One keep-alive HTTP/1.1 connection for the dev server's admin routes."""
+async def _hibernate_when_idle(admin: AdminClient, shard: str, sockets: int) -> None:
+    """Hibernate ``shard`` once only ``sockets`` of its sockets are left open and no event runs.
 
-    def __init__(self, stream: trio.SocketStream) -> None:
-        import h11
+    (The route cuts events in flight, which production never does.) A
+    socket that closed just before may still have its close event to
+    deliver, which wakes the object again: hibernate until it stays so.
+    """
+    path = f"/__shardsim/objects/ARENA/{shard}"
 
-        self._h11 = h11
-        self._stream = stream
-        self._conn = h11.Connection(h11.CLIENT)
+    def busy(obj: Any) -> bool:
+        return bool(obj["websockets"] > sockets or obj["in_flight"])
 
-    async def request(self, method: str, path: str) -> Any:
-        h11 = self._h11
-        conn = self._conn
-        if conn.our_state is h11.DONE:
-            conn.start_next_cycle()
-        data = conn.send(
-            h11.Request(method=method, target=path, headers=[("host", "bench"), ("content-length", "0")])
-        )
-        await self._stream.send_all(data + conn.send(h11.EndOfMessage()))
-        status, body = 0, b""
+    with trio.fail_after(10):
         while True:
-            event = conn.next_event()
-            if event is h11.NEED_DATA:
-                conn.receive_data(await self._stream.receive_some(65536))
-            elif isinstance(event, h11.Response):
-                status = event.status_code
-            elif isinstance(event, h11.Data):
-                body += bytes(event.data)
-            elif isinstance(event, h11.EndOfMessage):
-                if status != 200:
-                    raise RuntimeError(f"{method} {path}: {status} {body!r}")
-                return json.loads(body)
-
-    async def hibernate(self, shard: str, sockets: int) -> None:
-        """Hibernate ``shard`` once only ``sockets`` of its sockets are left open and no event runs.
-
-        (The route cuts events in flight, which production never does.) A
-        socket that closed just before may still have its close event to
-        deliver, which wakes the object again: hibernate until it stays so.
-        """
-        path = f"/__shardsim/objects/ARENA/{shard}"
-
-        def busy(obj: Any) -> bool:
-            return bool(obj["websockets"] > sockets or obj["in_flight"])
-
-        with trio.fail_after(10):
-            while True:
-                # The server has no event to wait on from another process: poll.
-                while busy(await self.request("GET", path)):  # noqa: ASYNC110
-                    await trio.sleep(0.001)
-                if (await self.request("POST", path + "/hibernate"))["state"] == "hibernated":
-                    return
+            # The server has no event to wait on from another process: poll.
+            while busy(await admin.request("GET", path)):  # noqa: ASYNC110
+                await trio.sleep(0.001)
+            if (await admin.request("POST", path + "/hibernate"))["state"] == "hibernated":
+                return
 
 
 async def _first_binary(ws: Any) -> None:
@@ -573,17 +527,17 @@ async def _wake_client(results: Any, port: int, token: str, rounds: int) -> dict
     rng = random.Random(6)
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
-        admin = _AdminClient(stream)
+        admin = AdminClient(stream)
         async with _connect(port, "wake-input", "w", token) as ws:
             await _first_binary(ws)
             for k in range(1, rounds + 1):
                 out["input_awake"].append(await _input_round(ws, 2 * k, rng.uniform(0, 1 / RATE)))
-                await admin.hibernate("wake-input", sockets=1)
+                await _hibernate_when_idle(admin, "wake-input", sockets=1)
                 out["input_woken"].append(await _input_round(ws, 2 * k + 1, rng.uniform(0, 1 / RATE)))
         await _connect_round(port, "wake-connect", "first", token)  # creates the shard
         for k in range(rounds):
             out["connect_awake"].append(await _connect_round(port, "wake-connect", f"a{k}", token))
-            await admin.hibernate("wake-connect", sockets=0)
+            await _hibernate_when_idle(admin, "wake-connect", sockets=0)
             out["connect_woken"].append(await _connect_round(port, "wake-connect", f"w{k}", token))
     return out
 
@@ -591,35 +545,6 @@ async def _wake_client(results: Any, port: int, token: str, rounds: int) -> dict
 _CLIENTS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "wake": _wake_client,
 }
-
-
-class _ClientProcess:
-    """A client process and the queue it answers on."""
-
-    def __init__(self, scenario: str, **params: Any) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self._results = ctx.Queue()
-        self._proc = ctx.Process(target=_client_main, args=(scenario, params, self._results), daemon=True)
-        self._scenario = scenario
-
-    async def __aenter__(self) -> _ClientProcess:
-        self._proc.start()
-        return self
-
-    async def get(self) -> dict[str, Any]:
-        """The client's next answer (an error in the client raises here)."""
-        result: dict[str, Any] = await trio.to_thread.run_sync(partial(self._results.get, timeout=600))
-        if "error" in result:
-            raise RuntimeError(f"client process failed in {self._scenario}: {result['error']}")
-        return result
-
-    async def __aexit__(self, *exc: object) -> None:
-        await trio.to_thread.run_sync(self._proc.join, 30)
-        if self._proc.is_alive():  # a stuck client
-            self._proc.kill()
-            await trio.to_thread.run_sync(self._proc.join)
-        self._results.close()
-        self._results.join_thread()
 
 
 # --------------------------------------------------------------------------- fan-out servers
@@ -708,7 +633,7 @@ async def _fan_out_round(
         "warmup": warmup,
         "seconds": seconds,
     }
-    async with _ClientProcess("fan_out", **params) as client:
+    async with ClientProcess(_client_main, "fan_out", **params) as client:
         ready = await client.get()
         await trio.sleep(max(0.0, ready["ready"] + warmup - time.monotonic()))
         before = await stats()
@@ -821,7 +746,8 @@ async def _wake(root: Path, rounds: int) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(dev.run)
             token = make_token(SECRET, "bench", admin=True, now_ms=time.time() * 1000)
-            async with _ClientProcess("wake", port=dev.port, token=token, rounds=rounds) as client:
+            params = {"port": dev.port, "token": token, "rounds": rounds}
+            async with ClientProcess(_client_main, "wake", **params) as client:
                 r = await client.get()
             await dev.shutdown()
             nursery.cancel_scope.cancel()

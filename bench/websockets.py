@@ -24,7 +24,6 @@ Run with ``python -m bench websockets``. ``SHARDSIM_BENCH_SCALE`` (default
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import statistics
 import tempfile
@@ -40,6 +39,7 @@ import trio
 import trio.testing
 
 from ._report import report
+from ._wsclient import AdminClient, ClientProcess, write_project
 
 SUITE = "websockets"
 SCALE = float(os.environ.get("SHARDSIM_BENCH_SCALE", "1.0"))
@@ -48,25 +48,6 @@ ECHO_SOCKETS = 10
 #: Alternating bare/dev rounds per figure; each side reports its best (the
 #: machine is shared, so the best round is the least disturbed one).
 ROUNDS = 3
-
-TOML = """\
-name = "bench"
-main = "src/entry.py"
-compatibility_date = "2026-11-01"
-compatibility_flags = ["python_workers"]
-
-[[durable_objects.bindings]]
-name = "ECHO"
-class_name = "Echo"
-
-[[durable_objects.bindings]]
-name = "HUB"
-class_name = "Hub"
-
-[[migrations]]
-tag = "v1"
-new_sqlite_classes = ["Echo", "Hub"]
-"""
 
 ENTRY = f"""
 from urllib.parse import urlparse
@@ -115,10 +96,10 @@ def _n(base: int) -> int:
 # --------------------------------------------------------------------------- client process
 
 
-def _client_main(scenario: str, port: int, params: dict[str, Any], results: Any) -> None:
+def _client_main(scenario: str, params: dict[str, Any], results: Any) -> None:
     """Entry point of the client process: run one scenario, put its result on ``results``."""
     try:
-        results.put(trio.run(partial(_CLIENTS[scenario], port, **params)))
+        results.put(trio.run(partial(_CLIENTS[scenario], **params)))
     except BaseException as exc:  # report, never hang the parent
         results.put({"error": repr(exc)})
 
@@ -194,30 +175,8 @@ async def _client_wake(port: int, rounds: int) -> dict[str, Any]:
     from websockets.trio.client import connect
 
     stream = await trio.open_tcp_stream("127.0.0.1", port)
-    request = (
-        b"POST /__shardsim/objects/ECHO/%2Fecho-wake/hibernate HTTP/1.1\r\n"
-        b"Host: bench\r\nContent-Length: 0\r\n\r\n"
-    )
-
-    async def hibernate() -> None:
-        await stream.send_all(request)
-        data = b""
-        while True:
-            data += await stream.receive_some(65536)
-            head, sep, body = data.partition(b"\r\n\r\n")
-            if sep:
-                length = int(
-                    next(
-                        h.split(b":")[1]
-                        for h in head.split(b"\r\n")
-                        if h.lower().startswith(b"content-length")
-                    )
-                )
-                if len(body) >= length:
-                    assert b'"hibernated"' in body, body
-                    return
-
-    async with connect(f"ws://127.0.0.1:{port}/echo-wake", compression=None) as ws:
+    admin = AdminClient(stream)
+    async with stream, connect(f"ws://127.0.0.1:{port}/echo-wake", compression=None) as ws:
         awake: list[float] = []
         woken: list[float] = []
         for _ in range(rounds):
@@ -225,12 +184,11 @@ async def _client_wake(port: int, rounds: int) -> dict[str, Any]:
             await ws.send("ping")
             await ws.recv()
             awake.append(time.perf_counter() - start)
-            await hibernate()
+            await admin.hibernate("/__shardsim/objects/ECHO/%2Fecho-wake")
             start = time.perf_counter()
             await ws.send("ping")
             await ws.recv()
             woken.append(time.perf_counter() - start)
-    await stream.aclose()
     return {"awake": awake, "woken": woken}
 
 
@@ -245,19 +203,8 @@ _CLIENTS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
 
 
 async def _run_client(scenario: str, port: int, **params: Any) -> dict[str, Any]:
-    ctx = multiprocessing.get_context("spawn")
-    results = ctx.Queue()
-    proc = ctx.Process(target=_client_main, args=(scenario, port, params, results), daemon=True)
-    proc.start()
-    try:
-        result: dict[str, Any] = await trio.to_thread.run_sync(partial(results.get, timeout=600))
-    finally:
-        await trio.to_thread.run_sync(proc.join, 30)
-        if proc.is_alive():  # pragma: no cover - a stuck client
-            proc.kill()
-    if "error" in result:
-        raise RuntimeError(f"client process failed in {scenario}: {result['error']}")
-    return result
+    async with ClientProcess(_client_main, scenario, port=port, **params) as client:
+        return await client.get()
 
 
 async def _bare_server(nursery: trio.Nursery) -> Any:
@@ -293,9 +240,8 @@ async def _bare_server(nursery: trio.Nursery) -> Any:
 async def _dev_server(nursery: trio.Nursery, root: Path) -> Any:
     from runtime.devserver import DevServer
 
-    (root / "src").mkdir()
-    (root / "wrangler.toml").write_text(TOML)
-    (root / "src" / "entry.py").write_text(textwrap.dedent(ENTRY))
+    classes = {"ECHO": "Echo", "HUB": "Hub"}
+    write_project(root, name="bench", main="src/entry.py", source=textwrap.dedent(ENTRY), classes=classes)
     server = DevServer(root, port=0, state_dir=None, runtime_config={"hibernate_after": 3600.0})
     await nursery.start(server.run)
     return server

@@ -1,17 +1,17 @@
-"""Real websocket subscribers for the examples' end-to-end tests, and the admin routes they poke.
+"""The examples' end-to-end tests: tokens, subscribers, the help page, and the admin routes they poke.
 
-A :class:`Subscriber` checks, as each binary frame arrives, that its tick is
-above the previous frame's on that connection; every test therefore checks
-"snapshots arrive in tick order" for every frame it reads. Nothing here
-sleeps to wait for something: the tests wait for frames, text frames or a
-close, and poll the admin routes only for the runtime's own counters
-(there is no event to wait on for those).
+A subscriber (:class:`tests.wsclient.Subscriber`) checks, as each binary
+frame arrives, that its tick is above the previous frame's on that
+connection; every test therefore checks "snapshots arrive in tick order"
+for every frame it reads. Nothing here sleeps to wait for something: the
+tests wait for frames, text frames or a close, and poll the admin routes
+only for the runtime's own counters (there is no event to wait on for
+those).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,16 +20,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
+import pytest
 import trio
-from websockets.exceptions import ConnectionClosed
-from websockets.trio.client import ClientConnection, connect
-from websockets.typing import Subprotocol
 
 from runtime.devserver import DevServer, load_config
 from runtime.devserver._worker import load_worker
 from runtime.shard_objects import STATE_KEY, load_secret, make_token
-from shards import ShardRecord, decode_frame, decode_shard_state
-from tests.runtime.devserver.helpers import Client
+from shards import ShardRecord, decode_shard_state
+from tests import wsclient
+from tests.runtime.devserver.helpers import Client, client, running
+from tests.wsclient import Subscriber, Via
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -46,6 +46,11 @@ def refusal(seq: int, code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}, "client_seq": seq}
 
 
+def malformed(message: str) -> dict[str, Any]:
+    """The error text frame a message the shard cannot read as an input gets (it has no ``client_seq``)."""
+    return {"error": {"code": "malformed", "message": message}}
+
+
 @contextmanager
 def example_module(example: Path) -> Iterator[ModuleType]:
     """The example's Worker module, loaded as the dev server loads it (for pure-model tests)."""
@@ -54,79 +59,6 @@ def example_module(example: Path) -> Iterator[ModuleType]:
         yield worker.module
     finally:
         worker.unload()
-
-
-class Subscriber:
-    """One subscriber's connection: what it received, in order, with the tick order checked."""
-
-    def __init__(self, ws: ClientConnection, sid: str) -> None:
-        self.ws = ws
-        self.sid = sid
-        #: Ticks of the binary frames received, in order.
-        self.ticks: list[int] = []
-        #: Decoded snapshots, parallel to ``ticks``.
-        self.snapshots: list[Any] = []
-        #: Decoded text frames (acks and errors), in order.
-        self.texts: list[dict[str, Any]] = []
-        self._texts_read = 0
-
-    @property
-    def last(self) -> tuple[int, Any]:
-        """The last frame received: ``(tick, snapshot)``."""
-        return self.ticks[-1], self.snapshots[-1]
-
-    @property
-    def errors(self) -> list[dict[str, Any]]:
-        """The error text frames received so far."""
-        return [t for t in self.texts if "error" in t]
-
-    async def _receive(self) -> Literal["frame", "text"]:
-        message = await self.ws.recv()
-        if isinstance(message, bytes):
-            tick, snapshot = decode_frame(message, "json")
-            if self.ticks:
-                assert tick > self.ticks[-1], f"{self.sid}: tick {tick} arrived after tick {self.ticks[-1]}"
-            self.ticks.append(tick)
-            self.snapshots.append(snapshot)
-            return "frame"
-        body = json.loads(message)
-        assert isinstance(body, dict), body
-        assert len(set(body) - {"client_seq"}) == 1, body  # exactly one of "ack" and "error"
-        self.texts.append(body)
-        return "text"
-
-    async def frame(self, until: Callable[[int, Any], bool] | None = None) -> tuple[int, Any]:
-        """Receive until a binary frame (satisfying ``until(tick, snapshot)``, if given) arrives."""
-        while True:
-            if await self._receive() == "frame" and (until is None or until(*self.last)):
-                return self.last
-
-    async def text(self) -> dict[str, Any]:
-        """The next text frame not returned yet, receiving until it arrives (frames are recorded on the way)."""
-        while len(self.texts) == self._texts_read:
-            await self._receive()
-        self._texts_read += 1
-        return self.texts[self._texts_read - 1]
-
-    async def send(self, input: Any, client_seq: int | None = None) -> None:
-        """Send one input in the wire format."""
-        message: dict[str, Any] = {"input": input}
-        if client_seq is not None:
-            message["client_seq"] = client_seq
-        await self.ws.send(json.dumps(message))
-
-    async def send_raw(self, message: str | bytes) -> None:
-        await self.ws.send(message)
-
-    async def closed(self) -> tuple[int, str]:
-        """Receive until the server closes the connection; its close code and reason."""
-        try:
-            while True:
-                await self._receive()
-        except ConnectionClosed as exc:
-            close = exc.rcvd
-        assert close is not None, "the connection ended without a close frame"
-        return close.code, close.reason
 
 
 @asynccontextmanager
@@ -138,21 +70,35 @@ async def subscribe(
     *,
     user: str | None = None,
     admin: bool = False,
-    via: Literal["header", "subprotocol"] = "header",
+    via: Via = "header",
 ) -> AsyncIterator[Subscriber]:
     """Connect to ``?shard=<shard>&sid=<sid>`` with a token for ``user`` (default: ``sid``)."""
     bearer = token(example, user or sid, admin=admin)
-    query = urllib.parse.urlencode({"shard": shard, "sid": sid})
-    url = f"ws://127.0.0.1:{server.port}/?{query}"
-    protocol: Subprotocol | None = None
-    if via == "header":
-        conn = connect(url, additional_headers={"Authorization": f"Bearer {bearer}"})
-    else:
-        protocol = Subprotocol("bearer." + urllib.parse.quote(bearer, safe=""))
-        conn = connect(url, subprotocols=[protocol])
-    async with conn as ws:
-        assert ws.subprotocol == protocol  # a bearer subprotocol is echoed, as browsers require
-        yield Subscriber(ws, sid)
+    async with wsclient.subscribe(server.port, shard, sid, bearer, via=via) as subscriber:
+        yield subscriber
+
+
+def module_fixture(example: Path) -> Any:
+    """A fixture of the example's Worker module (:func:`example_module`), named by the name it is given.
+
+    ``arena = module_fixture(ARENA)`` in a test module defines the fixture ``arena``.
+    """
+
+    @pytest.fixture
+    def fixture() -> Iterator[ModuleType]:
+        with example_module(example) as module:
+            yield module
+
+    return fixture
+
+
+async def check_help_page(example: Path, usage: bytes) -> None:
+    """Plain HTTP (``GET /``) to a dev server serving ``example`` gets a page that shows ``usage``."""
+    with trio.fail_after(10):
+        async with running(example) as server, client(server) as c:
+            reply = await c.request("GET", "/")
+    assert reply.status == 200
+    assert usage in reply.body
 
 
 # --------------------------------------------------------------------------- admin routes

@@ -9,8 +9,6 @@ grace at (13, 42) (22.5 from alice, 34.9 from walter), bob at (90, 27)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -25,9 +23,11 @@ from tests.runtime.shard_objects.helpers import connect
 
 from .helpers import (
     EXAMPLES,
+    check_help_page,
     describe,
-    example_module,
     force,
+    malformed,
+    module_fixture,
     refusal,
     stored_record,
     subscribe,
@@ -35,6 +35,7 @@ from .helpers import (
 )
 
 ARENA = EXAMPLES / "arena"
+arena = module_fixture(ARENA)  # the Worker module, for the model-alone tests
 
 SPAWNS = {"alice": (21.0, 21.0), "walter": (45.0, 28.0), "grace": (13.0, 42.0), "bob": (90.0, 27.0)}
 
@@ -109,19 +110,13 @@ async def test_bad_inputs_get_error_frames_and_change_nothing() -> None:
             await walter.frame(lambda _t, v: v["players"] == 2)
 
             await alice.send_raw("north!")
-            assert await alice.text() == {
-                "error": {
-                    "code": "malformed",
-                    "message": "message is not JSON (Expecting value: line 1 column 1 (char 0))",
-                }
-            }
+            assert await alice.text() == malformed(
+                "message is not JSON (Expecting value: line 1 column 1 (char 0))"
+            )
             await alice.send_raw('{"input": {"move": [1, 0]}, "client_seq": 1, "speed": 99}')
-            assert await alice.text() == {
-                "error": {
-                    "code": "malformed",
-                    "message": "unknown key(s) 'speed'; expected 'input' and optional 'client_seq'",
-                }
-            }
+            assert await alice.text() == malformed(
+                "unknown key(s) 'speed'; expected 'input' and optional 'client_seq'"
+            )
             # Not a steer: invalid, with what was expected.
             refused = [
                 ({"move": [2, 0]}, "dx must be a number in [-1, 1], got 2"),
@@ -187,20 +182,10 @@ async def test_after_hibernation_a_returning_player_continues_from_the_same_tick
 
 
 async def test_plain_http_gets_the_help_page() -> None:
-    with trio.fail_after(10):
-        async with running(ARENA) as server, client(server) as c:
-            reply = await c.request("GET", "/")
-            assert reply.status == 200
-            assert b"/?shard=<arena>&sid=<you>" in reply.body
+    await check_help_page(ARENA, b"/?shard=<arena>&sid=<you>")
 
 
 # --------------------------------------------------------------------------- the model alone
-
-
-@pytest.fixture
-def arena() -> Iterator[ModuleType]:
-    with example_module(ARENA) as module:
-        yield module
 
 
 def test_walls_stop_the_avatar_and_steering_is_at_most_full_speed(arena) -> None:

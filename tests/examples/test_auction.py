@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -16,13 +14,15 @@ from shards import InvalidInput, Shard, ShardAuth, Unauthorized, decode_shard_st
 from tests.runtime.conftest import config as runtime_config
 from tests.runtime.devserver.helpers import client, running
 from tests.runtime.shard_objects.helpers import connect, token as shard_token
+from tests.wsclient import Subscriber
 
 from .helpers import (
     EXAMPLES,
-    Subscriber,
+    check_help_page,
     describe,
-    example_module,
     force,
+    malformed,
+    module_fixture,
     refusal,
     stored_record,
     subscribe,
@@ -30,6 +30,7 @@ from .helpers import (
 )
 
 AUCTION = EXAMPLES / "auction"
+auction = module_fixture(AUCTION)  # the Worker module, for the model-alone tests
 
 
 #: The unknown-key and not-an-input messages end with what an input may be.
@@ -147,12 +148,9 @@ async def test_bids_that_are_low_early_or_malformed_are_refused_and_change_nothi
                 await alice.send(bad, client_seq=seq)
                 assert await alice.text() == refusal(seq, code, message)
             await alice.send_raw('{"input": {"bid": 12}, "client_seq": "13"}')
-            assert await alice.text() == {
-                "error": {
-                    "code": "malformed",
-                    "message": "client_seq must be an integer in [0, 9007199254740991], got '13'",
-                }
-            }
+            assert await alice.text() == malformed(
+                "client_seq must be an integer in [0, 9007199254740991], got '13'"
+            )
             await alice.send_raw(b'{"input": {"bid": 12}')
             assert (await alice.text())["error"]["code"] == "malformed"
 
@@ -230,20 +228,10 @@ async def test_the_countdown_stands_still_while_nobody_watches(auction, autojump
 
 
 async def test_plain_http_gets_the_help_page() -> None:
-    with trio.fail_after(10):
-        async with running(AUCTION) as server, client(server) as c:
-            reply = await c.request("GET", "/")
-            assert reply.status == 200
-            assert b"/?shard=<lot>&sid=<you>" in reply.body
+    await check_help_page(AUCTION, b"/?shard=<lot>&sid=<you>")
 
 
 # --------------------------------------------------------------------------- the model alone
-
-
-@pytest.fixture
-def auction() -> Iterator[ModuleType]:
-    with example_module(AUCTION) as module:
-        yield module
 
 
 def test_bids_queued_for_the_same_tick_are_checked_again_when_applied(auction) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -11,13 +10,15 @@ import trio
 
 from shards import InvalidInput, Shard, ShardAuth, ShardStopped, Unauthorized
 from tests.runtime.devserver.helpers import client, running
+from tests.wsclient import Subscriber
 
 from .helpers import (
     EXAMPLES,
-    Subscriber,
+    check_help_page,
     describe,
-    example_module,
     force,
+    malformed,
+    module_fixture,
     refusal,
     stored_record,
     subscribe,
@@ -25,6 +26,7 @@ from .helpers import (
 )
 
 GAME = EXAMPLES / "tictactoe"
+game = module_fixture(GAME)  # the Worker module, for the model-alone tests
 
 EMPTY = [["", "", ""], ["", "", ""], ["", "", ""]]
 
@@ -127,19 +129,13 @@ async def test_moves_out_of_turn_from_spectators_and_malformed_are_refused_and_c
             await bob.send({"move": [2, 2]}, client_seq=3)  # out of turn
             assert await bob.text() == refusal(3, "unauthorized", "it is X's turn")
             await alice.send_raw("[1, 1")
-            assert await alice.text() == {
-                "error": {
-                    "code": "malformed",
-                    "message": "message is not JSON (Expecting ',' delimiter: line 1 column 6 (char 5))",
-                }
-            }
+            assert await alice.text() == malformed(
+                "message is not JSON (Expecting ',' delimiter: line 1 column 6 (char 5))"
+            )
             await alice.send_raw('{"move": [2, 2]}')  # not in the envelope
-            assert await alice.text() == {
-                "error": {
-                    "code": "malformed",
-                    "message": "unknown key(s) 'move'; expected 'input' and optional 'client_seq'",
-                }
-            }
+            assert await alice.text() == malformed(
+                "unknown key(s) 'move'; expected 'input' and optional 'client_seq'"
+            )
             # Not a move, whatever the board: invalid, with what was expected.
             for seq, (bad, message) in enumerate(
                 [
@@ -205,20 +201,10 @@ async def test_a_game_continues_from_the_same_tick_and_board_after_hibernation_a
 
 
 async def test_plain_http_gets_the_help_page() -> None:
-    with trio.fail_after(10):
-        async with running(GAME) as server, client(server) as c:
-            reply = await c.request("GET", "/")
-            assert reply.status == 200
-            assert b"/?shard=<game>&sid=<you>" in reply.body
+    await check_help_page(GAME, b"/?shard=<game>&sid=<you>")
 
 
 # --------------------------------------------------------------------------- the model alone
-
-
-@pytest.fixture
-def game() -> Iterator[ModuleType]:
-    with example_module(GAME) as module:
-        yield module
 
 
 def new_shard(game: ModuleType, *players: str) -> Shard:

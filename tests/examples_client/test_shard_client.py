@@ -13,73 +13,33 @@ import pytest
 import trio
 
 from runtime.shard_objects import make_token
-from tests.runtime.devserver.helpers import client, running
+from tests.runtime.devserver.helpers import SCORE, SHARD_SECRET, client, make_shard_project, running
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "examples" / "shard_client.py"
 
-WORKER = """
-from workers import Response, WorkerEntrypoint
-from runtime.shard_objects import ShardObject
-from shards import ShardConfig, SimState
-
-
-class Score(SimState):
-    def __init__(self):
-        self.total = 0
-
+ARENA = """
+class Capped(Score):
     def authorize_input(self, subscriber_id, auth, input):
         return input >= 0
-
-    def apply_input(self, subscriber_id, input, now):
-        self.total += input
-
-    def tick(self, dt):
-        pass
-
-    def snapshot(self):
-        return {"total": self.total}
 
     def is_finished(self):
         return self.total >= 100
 
 
 class Arena(ShardObject):
-    sim = Score
+    sim = Capped
     config = ShardConfig(tick_rate_hz=20)
     tick_strategy = "timer"
-
-
-class Default(WorkerEntrypoint):
-    async def fetch(self, request):
-        return Response("not a shard")
-"""
-
-CONFIG = """
-name = "score"
-main = "worker.py"
-compatibility_date = "2026-11-01"
-compatibility_flags = ["python_workers"]
-
-[[durable_objects.bindings]]
-name = "ARENA"
-class_name = "Arena"
-
-[[migrations]]
-tag = "v1"
-new_sqlite_classes = ["Arena"]
 """
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "worker.py").write_text(WORKER)
-    (tmp_path / "wrangler.toml").write_text(CONFIG)
-    (tmp_path / ".dev.vars").write_text("SHARDSIM_SECRET=dev-secret\n")
-    return tmp_path
+    return make_shard_project(tmp_path, SCORE, ARENA, name="score", secret_in=".dev.vars")
 
 
-ALICE = make_token("dev-secret", "alice", now_ms=time.time() * 1000)
+ALICE = make_token(SHARD_SECRET, "alice", now_ms=time.time() * 1000)
 
 
 async def run_client(port: int, args: str) -> tuple[int, list[str]]:
@@ -88,6 +48,13 @@ async def run_client(port: int, args: str) -> tuple[int, list[str]]:
     done = await trio.run_process(argv, capture_stdout=True, capture_stderr=True, check=False)
     assert not done.stderr, done.stderr.decode()
     return done.returncode, done.stdout.decode().splitlines()
+
+
+async def serve_and_run_client(project: Path, args: str) -> tuple[int, list[str]]:
+    """Serve ``project`` on a dev server and :func:`run_client` against it with ``args``."""
+    with trio.fail_after(30):
+        async with running(project) as server:
+            return await run_client(server.port, args)
 
 
 def frames(lines: list[str]) -> list[tuple[int, object]]:
@@ -101,11 +68,9 @@ def frames(lines: list[str]) -> list[tuple[int, object]]:
 
 
 async def test_prints_frames_in_tick_order_and_the_ack_for_its_inputs(project: Path) -> None:
-    with trio.fail_after(30):
-        async with running(project) as server:
-            rc, lines = await run_client(
-                server.port, f"match-1 alice --token {ALICE} --input 5 --input 2 --frames 10"
-            )
+    rc, lines = await serve_and_run_client(
+        project, f"match-1 alice --token {ALICE} --input 5 --input 2 --frames 10"
+    )
     assert rc == 0
     got = frames(lines)
     assert len(got) == 10
@@ -120,11 +85,9 @@ async def test_prints_frames_in_tick_order_and_the_ack_for_its_inputs(project: P
 
 
 async def test_prints_error_frames_as_they_are(project: Path) -> None:
-    with trio.fail_after(30):
-        async with running(project) as server:
-            rc, lines = await run_client(
-                server.port, f"match-1 alice --token {ALICE} --input -1 --input 4 --frames 10"
-            )
+    rc, lines = await serve_and_run_client(
+        project, f"match-1 alice --token {ALICE} --input -1 --input 4 --frames 10"
+    )
     assert rc == 0
     errors = [json.loads(line) for line in lines if line.startswith('{"error"')]
     assert [(e["error"]["code"], e["client_seq"]) for e in errors] == [("unauthorized", 1)]
@@ -135,7 +98,7 @@ async def test_prints_error_frames_as_they_are(project: Path) -> None:
     ("sid", "secret", "reason"),
     [
         ("alice", "not-the-secret", "unauthorized: "),  # a forged token
-        ("bob", "dev-secret", "user 'alice' may not subscribe"),  # someone else's subscriber id
+        ("bob", SHARD_SECRET, "user 'alice' may not subscribe"),  # someone else's subscriber id
     ],
     ids=["forged", "other-sid"],
 )
@@ -143,18 +106,14 @@ async def test_a_refused_subscription_prints_1008_and_fails(
     project: Path, sid: str, secret: str, reason: str
 ) -> None:
     forged = make_token(secret, "alice", now_ms=time.time() * 1000)
-    with trio.fail_after(30):
-        async with running(project) as server:
-            rc, lines = await run_client(server.port, f"match-1 {sid} --token {forged} --frames 3")
+    rc, lines = await serve_and_run_client(project, f"match-1 {sid} --token {forged} --frames 3")
     assert rc == 1
     [line] = lines
     assert line.startswith(f"closed 1008 {reason}")
 
 
 async def test_exits_when_the_shard_finishes(project: Path) -> None:
-    with trio.fail_after(30):
-        async with running(project) as server:
-            rc, lines = await run_client(server.port, f"m alice --token {ALICE} --input 100")
+    rc, lines = await serve_and_run_client(project, f"m alice --token {ALICE} --input 100")
     assert rc == 0
     assert frames(lines)[-1][1] == {"total": 100}
     assert lines[-1].startswith("closed 1000")

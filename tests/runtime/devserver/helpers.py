@@ -1,4 +1,4 @@
-"""A test project, an in-process dev server, and a small h11 client."""
+"""Test projects (plain Workers and shard endpoints), an in-process dev server, and a small h11 client."""
 
 from __future__ import annotations
 
@@ -6,34 +6,33 @@ import textwrap
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import h11
 import trio
 
 from runtime.devserver import DevServer
 
-TOML = """\
-name = "test"
-main = "src/entry.py"
-compatibility_date = "2026-11-01"
-compatibility_flags = ["python_workers"]
 
-[[durable_objects.bindings]]
-name = "ECHO"
-class_name = "Echo"
+def wrangler_toml(name: str, main: str, classes: dict[str, str], more: str = "") -> str:
+    """A Python Worker's wrangler.toml; ``classes`` maps bindings to SQLite-backed Durable Object classes.
 
-[[migrations]]
-tag = "v1"
-new_sqlite_classes = ["Echo"]
+    All the classes come in migration v1; ``more`` (TOML) follows the migration.
+    """
+    head = f'name = "{name}"\nmain = "{main}"\ncompatibility_date = "2026-11-01"\n'
+    head += 'compatibility_flags = ["python_workers"]\n\n'
+    for binding, cls in classes.items():
+        head += f'[[durable_objects.bindings]]\nname = "{binding}"\nclass_name = "{cls}"\n\n'
+    sqlite = ", ".join(f'"{cls}"' for cls in classes.values())
+    return f'{head}[[migrations]]\ntag = "v1"\nnew_sqlite_classes = [{sqlite}]\n{more}'
 
-[[kv_namespaces]]
-binding = "CACHE"
-id = "abc"
 
-[vars]
-GREETING = "hello "
-"""
+TOML = wrangler_toml(
+    "test",
+    "src/entry.py",
+    {"ECHO": "Echo"},
+    '\n[[kv_namespaces]]\nbinding = "CACHE"\nid = "abc"\n\n[vars]\nGREETING = "hello "\n',
+)
 
 ENTRY = """
 from urllib.parse import urlparse
@@ -95,6 +94,59 @@ def make_project(
     (root / "src" / "entry.py").write_text(textwrap.dedent(entry))
     if dev_vars is not None:
         (root / ".dev.vars").write_text(dev_vars)
+    return root
+
+
+#: The token secret of :func:`make_shard_project`'s projects.
+SHARD_SECRET = "dev-secret"
+
+#: A sim (source, for :func:`make_shard_project`) that adds up its inputs: snapshot ``{"total": n}``.
+SCORE = """
+class Score(SimState):
+    def __init__(self):
+        self.total = 0
+
+    def apply_input(self, subscriber_id, input, now):
+        self.total += input
+
+    def tick(self, dt):
+        pass
+
+    def snapshot(self):
+        return {"total": self.total}
+"""
+
+SHARD_WORKER = """\
+from workers import Response, WorkerEntrypoint
+from runtime.shard_objects import BackpressurePolicy, ShardObject
+from shards import ShardConfig, SimState
+{objects}
+
+class Default(WorkerEntrypoint):
+    async def fetch(self, request):
+        return Response("not a shard")
+"""
+
+
+def make_shard_project(
+    root: Path, *objects: str, name: str, secret_in: Literal["[vars]", ".dev.vars"] = "[vars]"
+) -> Path:
+    """A project whose worker.py defines ``objects`` (sources) and serves nothing but the shard endpoint.
+
+    The ``objects`` define the ShardObject class ``Arena``, bound as
+    ``ARENA``; the module has imported ``BackpressurePolicy``,
+    ``ShardObject``, ``ShardConfig`` and ``SimState`` for them. The token
+    secret is :data:`SHARD_SECRET`, set in the wrangler.toml's ``[vars]`` or
+    in ``.dev.vars``.
+    """
+    if secret_in == ".dev.vars":
+        (root / ".dev.vars").write_text(f"SHARDSIM_SECRET={SHARD_SECRET}\n")
+        settings = ""
+    else:
+        settings = f'\n[vars]\nSHARDSIM_SECRET = "{SHARD_SECRET}"\n'
+    source = "\n\n".join(textwrap.dedent(o) for o in objects)
+    (root / "worker.py").write_text(SHARD_WORKER.format(objects=source))
+    (root / "wrangler.toml").write_text(wrangler_toml(name, "worker.py", {"ARENA": "Arena"}, settings))
     return root
 
 

@@ -10,15 +10,11 @@ import pytest
 import trio
 
 from runtime.shard_objects import make_token
+from tests.wsclient import handshake_request, read_response_head
 
-from .helpers import running
+from .helpers import SHARD_SECRET, make_shard_project, running
 
-WORKER = """
-from workers import WorkerEntrypoint, Response
-from runtime.shard_objects import BackpressurePolicy, ShardObject
-from shards import ShardConfig, SimState
-
-
+OBJECTS = """
 class Blob(SimState):
     def __init__(self):
         self.n = 0
@@ -42,36 +38,12 @@ class Arena(ShardObject):
     async def stats(self):
         s = self.statistics()
         return {"sent": s.frames_sent, "skipped": s.frames_skipped, "subscribers": s.subscribers}
-
-
-class Default(WorkerEntrypoint):
-    async def fetch(self, request):
-        return Response("not a shard")
-"""
-
-CONFIG = """
-name = "slow"
-main = "worker.py"
-compatibility_date = "2026-11-01"
-
-[[durable_objects.bindings]]
-name = "ARENA"
-class_name = "Arena"
-
-[[migrations]]
-tag = "v1"
-new_sqlite_classes = ["Arena"]
-
-[vars]
-SHARDSIM_SECRET = "dev-secret"
 """
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "worker.py").write_text(WORKER)
-    (tmp_path / "wrangler.toml").write_text(CONFIG)
-    return tmp_path
+    return make_shard_project(tmp_path, OBJECTS, name="slow")
 
 
 async def open_unread_subscriber(port: int, sid: str) -> trio.SocketStream:
@@ -80,17 +52,9 @@ async def open_unread_subscriber(port: int, sid: str) -> trio.SocketStream:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     await sock.connect(("127.0.0.1", port))
     stream = trio.SocketStream(sock)
-    token = make_token("dev-secret", sid, now_ms=time.time() * 1000)
-    await stream.send_all(
-        (
-            f"GET /?shard=m1&sid={sid} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            f"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += await stream.receive_some(1)  # read the 101 and nothing after it
+    token = make_token(SHARD_SECRET, sid, now_ms=time.time() * 1000)
+    await stream.send_all(handshake_request(f"/?shard=m1&sid={sid}", token=token))
+    head = await read_response_head(stream)  # the 101 and nothing after it
     assert head.startswith(b"HTTP/1.1 101"), head
     return stream
 

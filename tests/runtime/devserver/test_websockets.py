@@ -9,13 +9,11 @@ from websockets.trio.client import connect
 from websockets.typing import Subprotocol
 
 from runtime.devserver import WebSocketOptions
+from tests.wsclient import SAMPLE_KEY, handshake_request, read_response_head
 
 from .helpers import get, make_project, raw_exchange, running, wait_for
 
-HANDSHAKE = (
-    b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-)
+HANDSHAKE = handshake_request("/ws", host="x")
 
 
 @pytest.fixture
@@ -102,7 +100,7 @@ async def test_client_vanishing_mid_handshake_leaks_nothing(project) -> None:
             await stream.aclose()
             # A handshake websockets refuses (no key): the Worker accepted, websockets answers 400.
             answer = await raw_exchange(
-                server, HANDSHAKE.replace(b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", b"")
+                server, HANDSHAKE.replace(f"Sec-WebSocket-Key: {SAMPLE_KEY}\r\n".encode(), b"")
             )
             assert answer.startswith(b"HTTP/1.1 400 ")
             await wait_for(lambda: server.statistics().http_connections == 0)
@@ -120,9 +118,7 @@ async def test_abrupt_disconnect_is_1006(project) -> None:
         async with running(project) as server:
             stream = await trio.open_tcp_stream("127.0.0.1", server.port)
             await stream.send_all(HANDSHAKE)
-            answer = b""
-            while b"\r\n\r\n" not in answer:
-                answer += await stream.receive_some(1000)
+            answer = await read_response_head(stream)
             assert answer.startswith(b"HTTP/1.1 101 ")
             await stream.aclose()  # no close frame
             await wait_for(lambda: "closed" in storage(server))
