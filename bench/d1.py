@@ -40,8 +40,8 @@ the point of comparing.
 Each pair alternates D1 and raw runs over 5 rounds and keeps the medians;
 a ratio is the median of the rounds' ratios (see ``_pair``), so a noisy
 neighbour hits both sides. Cloudflare's local runtime measured
-~2,900 single INSERTs/s and ~38,000 batched rows/s on our machine
-(reference/measured-limits.md). ``SHARDSIM_BENCH_SCALE`` scales the counts.
+~2,900 single INSERTs/s and ~38,000 batched rows/s on our machine (Nov
+2026). ``SHARDSIM_BENCH_SCALE`` scales the counts.
 """
 
 from __future__ import annotations

@@ -191,7 +191,7 @@ async def _measure(
 async def _total_ticks(rt: Any, ns: Any) -> int:
     """Sum of every shard's tick number, read without going through an event."""
     total = 0
-    for (_binding, _hex), actor in rt._actors.items():
+    for (_binding, _hex), actor in rt._core.actors.items():
         act = actor.act
         if act is not None and act.instance is not None:
             total += act.instance.shard.tick

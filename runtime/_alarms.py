@@ -1,6 +1,7 @@
 """Alarms: one per object, persisted in its database, fired by the runtime's scheduler.
 
-Production's rules (reference/durable-objects.md section 3 and the gotchas):
+Invariants (production's rules: Cloudflare's alarm documentation, and what
+workerd did when probed):
 
 * The alarm time lives in the object's own database, written in the same
   batch as the writes that set it; a crash that rolls the batch back rolls
@@ -23,6 +24,9 @@ Production's rules (reference/durable-objects.md section 3 and the gotchas):
 * With a ``state_dir``, alarms survive a restart: each namespace keeps an
   index (``do/<binding>/alarms.json``) written on close; objects whose files
   changed after it are re-read, so the index may be missing or stale.
+* An object's alarm state (:class:`ObjectAlarm`) hangs off its actor
+  (``Actor.alarm``), made when the object first has an alarm; only this
+  module reads or writes it.
 """
 
 from __future__ import annotations
@@ -31,7 +35,6 @@ import inspect
 import json
 import logging
 import os
-import re
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,16 +44,18 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._actor import Activation, Actor
+from ._core import Transition
+from ._ids import looks_like_id
 
 if TYPE_CHECKING:
-    from ._runtime import Runtime
+    from ._core import Activation, Actor, Core
+    from ._ids import IdFactory
+    from ._scheduler import TimerHandle
 
-__all__ = ["AlarmInfo", "AlarmManager"]
+__all__ = ["AlarmInfo", "AlarmManager", "ObjectAlarm"]
 
 log = logging.getLogger("shardsim.alarms")
 
-_HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 #: Seconds before an alarm that failed for an internal reason is tried again.
 INTERNAL_RETRY_DELAY = 1.0
 _INDEX = "alarms.json"
@@ -67,6 +72,30 @@ class AlarmInfo:
 
 
 _FIRST_RUN = AlarmInfo(retryCount=0, isRetry=False)
+
+
+class ObjectAlarm:
+    """One object's alarm bookkeeping (the alarm time itself lives in its database)."""
+
+    __slots__ = ("rearmed_ms", "retry", "running", "timer", "touched")
+
+    def __init__(self) -> None:
+        #: The scheduler's handle of the next firing (or of a retry's backoff).
+        self.timer: TimerHandle | None = None
+        #: ``alarm()`` is running (or queued to run, or waiting for the input gate).
+        self.running = False
+        #: Retries so far of the alarm that is failing (0: none).
+        self.retry = 0
+        #: ``setAlarm``/``deleteAlarm`` was called during the run, and what it left.
+        self.touched = False
+        self.rearmed_ms: int | None = None
+
+
+def _state(actor: Actor) -> ObjectAlarm:
+    state: ObjectAlarm | None = actor.alarm
+    if state is None:
+        state = actor.alarm = ObjectAlarm()
+    return state
 
 
 def _takes_argument(handler: Callable[..., Any]) -> bool:
@@ -90,8 +119,8 @@ class _Turn:
         """Give the queue up (to a new dispatcher task, if anything is queued)."""
         self.owner = False
         mgr = self._manager
-        if mgr._due and not mgr._rt._closing:
-            mgr._rt._nursery.start_soon(mgr._dispatch)
+        if mgr._due and not mgr._core.closing:
+            mgr._core.spawn(mgr._dispatch)
         else:
             mgr._dispatching = False
 
@@ -111,8 +140,8 @@ class AlarmManager:
     walk them all.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._rt = runtime
+    def __init__(self, core: Core) -> None:
+        self._core = core
         self._takes_arg: dict[type, bool] = {}
         self._due: deque[Actor] = deque()
         self._dispatching = False
@@ -124,23 +153,29 @@ class AlarmManager:
 
     def changed(self, actor: Actor, scheduled_ms: int | None) -> None:
         """Storage set or deleted the alarm in the open batch."""
-        if actor.alarm_running:
+        state = actor.alarm
+        if state is None:
+            if scheduled_ms is None:
+                return  # no alarm, and none was ever scheduled
+            state = _state(actor)
+        if state.running:
             # Applied when the run ends (it replaces a retry).
-            actor.alarm_touched = True
-            actor.alarm_rearmed_ms = scheduled_ms
+            state.touched = True
+            state.rearmed_ms = scheduled_ms
             return
-        actor.alarm_retry = 0
+        state.retry = 0
         self._schedule(actor, scheduled_ms)
 
     def _schedule(self, actor: Actor, scheduled_ms: int | float | None, *, at: float | None = None) -> None:
-        timer = actor.alarm_timer
+        state = _state(actor)
+        timer = state.timer
         if at is None:
             if scheduled_ms is None:
                 if timer is not None and timer.pending:
                     timer.cancel()
                 return
-            at = self._rt.clock.trio_time_for(scheduled_ms)
-        scheduler = self._rt.scheduler
+            at = self._core.clock.trio_time_for(scheduled_ms)
+        scheduler = self._core.scheduler
         if timer is not None:
             if timer.pending:
                 if timer.deadline == at:
@@ -150,28 +185,45 @@ class AlarmManager:
                 # The handle that fired last: re-arming it allocates nothing.
                 scheduler.call_again(timer, at)
                 return
-        actor.alarm_timer = scheduler.call_at(at, self._fire, actor)
+        state.timer = scheduler.call_at(at, self._fire, actor)
 
-    def _cancel_timer(self, actor: Actor) -> None:
-        timer = actor.alarm_timer
+    @staticmethod
+    def _cancel_timer(state: ObjectAlarm) -> None:
+        timer = state.timer
         if timer is not None and timer.pending:
             timer.cancel()
 
     def resync(self, actor: Actor) -> None:
         """Schedule from what the database holds (after a rollback, or at start)."""
-        if actor.alarm_running:
+        state = actor.alarm
+        if state is not None and state.running:
             return
-        db = actor.database()
-        self._schedule(actor, db.get_alarm())
+        ms = actor.database().get_alarm()
+        if ms is not None or state is not None:
+            self._schedule(actor, ms)
+
+    def activation_ended(self, actor: Actor, transition: Transition) -> None:
+        """After a reset: a rollback may have undone a setAlarm/deleteAlarm, so trust the database."""
+        if transition is Transition.RESET:
+            self.resync(actor)
+            actor.close_idle_database()
+
+    def close(self) -> None:
+        """Cancel every pending alarm timer: nothing of a closed runtime fires (or leaks into the next test)."""
+        for actor in self._core.actors.values():
+            state = actor.alarm
+            if state is not None:
+                self._cancel_timer(state)
+                state.timer = None
 
     def _fire(self, actor: Actor) -> None:
         """The timer's callback: queue the object for the dispatcher."""
-        if actor.alarm_running or self._rt._closing:
+        if actor.alarm.running or self._core.closing:
             return
         self._due.append(actor)
         if not self._dispatching:
             self._dispatching = True
-            self._rt._nursery.start_soon(self._dispatch)
+            self._core.spawn(self._dispatch)
 
     async def _dispatch(self) -> None:
         """Run the queued alarms, a batch at a time, until none is left.
@@ -206,7 +258,7 @@ class AlarmManager:
 
     async def _run_next(self, actor: Actor, scope: trio.CancelScope, hand_off: Callable[[], None]) -> None:
         """Run a queued alarm in the dispatcher, or in a task of its own if it must wait."""
-        if self._rt._closing:
+        if self._core.closing:
             return  # its stored time stands: it fires after a restart
         try:
             scheduled = self._prepare(actor, False)
@@ -215,7 +267,7 @@ class AlarmManager:
             return
         if scheduled is None:
             return
-        retry = actor.alarm_retry
+        retry = actor.alarm.retry
         try:
             act = actor.begin_nowait()
         except Exception as exc:
@@ -224,7 +276,7 @@ class AlarmManager:
             return
         if act is None:
             # It must wait (input gate, queue): the alarm stays marked running meanwhile.
-            self._rt._nursery.start_soon(self._run_safely, actor, scheduled, retry)
+            self._core.spawn(self._run_safely, actor, scheduled, retry)
             return
         await actor.deliver_begun(
             act,
@@ -233,7 +285,7 @@ class AlarmManager:
             on_suspend=hand_off,
             finish=partial(self._succeeded, actor),
             done=partial(self._done, actor, scheduled, retry),
-            time_limit=self._rt.config.alarm_time_limit,
+            time_limit=self._core.config.alarm_time_limit,
         )
 
     def _done(
@@ -249,7 +301,7 @@ class AlarmManager:
         # An internal failure (the database could not be opened, say): like
         # workerd, try again soon without counting it as a retry.
         log.exception("alarm of %r could not run; trying again in %s s", actor, INTERNAL_RETRY_DELAY)
-        actor.alarm_running = False
+        _state(actor).running = False
         if actor.db is not None:
             actor.db.reveal_alarm()
         self._schedule(actor, None, at=trio.current_time() + INTERNAL_RETRY_DELAY)
@@ -281,25 +333,27 @@ class AlarmManager:
         scheduled = self._prepare(actor, forced)
         if scheduled is None:
             return False
-        await self._run_prepared(actor, scheduled, actor.alarm_retry)
+        await self._run_prepared(actor, scheduled, actor.alarm.retry)
         return True
 
     def _prepare(self, actor: Actor, forced: bool) -> int | None:
         """Mark the alarm running if it is due (or ``forced``); returns its time, or None."""
-        if actor.alarm_running:
+        state = actor.alarm
+        if state is not None and state.running:
             return None
         scheduled = actor.database().get_alarm()
         if scheduled is None:
             return None
-        now_ms = self._rt.clock.now_ms()
+        state = _state(actor)
+        now_ms = self._core.clock.now_ms()
         if not forced and scheduled > now_ms + 0.5:
             self._schedule(actor, scheduled)  # a stale timer: re-arm for the real time
             return None
         if self.record_lateness:
             self.lateness_ms.append(now_ms - scheduled)
-        self._cancel_timer(actor)  # a forced run, or a retry's backoff
-        actor.alarm_running = True
-        actor.alarm_touched = False
+        self._cancel_timer(state)  # a forced run, or a retry's backoff
+        state.running = True
+        state.touched = False
         return scheduled
 
     def _invoker(self, actor: Actor, retry: int, ran: list[Activation] | None) -> Callable[[Activation], Any]:
@@ -338,12 +392,12 @@ class AlarmManager:
                 self._invoker(actor, retry, ran),
                 visible_id=actor.id.for_object(),
                 finish=partial(self._succeeded, actor),
-                time_limit=self._rt.config.alarm_time_limit,
+                time_limit=self._core.config.alarm_time_limit,
             )
         except Exception as exc:
             failure = exc
         except BaseException:
-            actor.alarm_running = False
+            actor.alarm.running = False
             if actor.db is not None:
                 actor.db.reveal_alarm()
             raise
@@ -353,50 +407,51 @@ class AlarmManager:
         self, actor: Actor, scheduled: int, retry: int, act: Activation | None, failure: BaseException | None
     ) -> None:
         """Bookkeeping after the event: the next alarm, a retry, or nothing."""
-        actor.alarm_running = False
+        state: ObjectAlarm = actor.alarm
+        state.running = False
         self.fired += 1
-        rt = self._rt
-        if rt._closing:
+        core = self._core
+        if core.closing:
             # Cut by the shutdown (or ended during it): the databases are closed, and what
             # is stored stands. An unfinished run never deleted its time: it fires after a
             # restart (the index written on close lists it).
             return
         if failure is None:
-            actor.alarm_retry = 0
-            if actor.alarm_touched:
+            state.retry = 0
+            if state.touched:
                 # The run's writes passed the output gate: what the handler
                 # set is durable, no need to read it back. (Were it undone by
                 # a rolled-back transaction, the timer would find no alarm
                 # stored when it fires, and do nothing.)
-                self._schedule(actor, actor.alarm_rearmed_ms)
+                self._schedule(actor, state.rearmed_ms)
             return
         log.info("alarm of %r failed (attempt %d): %r", actor, retry + 1, failure)
         retry_allowed = not (act is not None and act.dead and not act.retry_alarm)
         # actor.database(): a reset during the run replaced the one it ran with.
         db = actor.database()
         db.reveal_alarm()
-        if actor.alarm_touched:
+        if state.touched:
             # A setAlarm/deleteAlarm during the failed run replaces the retry.
-            actor.alarm_retry = 0
+            state.retry = 0
             self.resync(actor)
-        elif retry_allowed and retry < rt.config.alarm_max_retries:
-            actor.alarm_retry = retry + 1
-            delay = rt.config.alarm_retry_base * (2**retry)
-            delay *= 1 + rt.rng.uniform(0, rt.config.alarm_retry_jitter)
+        elif retry_allowed and retry < core.config.alarm_max_retries:
+            state.retry = retry + 1
+            delay = core.config.alarm_retry_base * (2**retry)
+            delay *= 1 + core.rng.uniform(0, core.config.alarm_retry_jitter)
             # During the backoff getAlarm() reports the original time (workerd),
             # which is still stored: the run never deleted it.
             if db.get_alarm() != scheduled:
                 self._store(actor, scheduled)
             self._schedule(actor, None, at=trio.current_time() + delay)
         else:
-            actor.alarm_retry = 0
+            state.retry = 0
             if db.get_alarm() is not None:
                 self._store(actor, None)
 
     # -- persistence across restarts ---------------------------------------------
 
-    def load(self, binding: str, folder: Path) -> int:
-        """Schedule the stored alarms of ``binding``'s objects; returns how many."""
+    def load(self, binding: str, folder: Path, ids: IdFactory) -> int:
+        """Schedule the stored alarms of ``binding``'s objects (``ids``: its namespace's); returns how many."""
         index_path = folder / _INDEX
         known: dict[str, int] = {}
         index_mtime = -1.0
@@ -408,20 +463,20 @@ class AlarmManager:
         stale: list[str] = []
         for entry in os.scandir(folder):
             stem, _, ext = entry.name.partition(".")
-            if not _HEX_ID.match(stem) or ext not in ("sqlite", "sqlite-wal"):
+            if not looks_like_id(stem) or ext not in ("sqlite", "sqlite-wal"):
                 continue
             if entry.stat().st_mtime >= index_mtime:
                 stale.append(stem)
-        ns = self._rt._namespaces[binding]
+        core = self._core
         for hex_id in sorted(set(stale)):
             known.pop(hex_id, None)
-            actor = self._rt._actor_for(binding, ns.idFromString(hex_id))
+            actor = core.actor_for(binding, ids.idFromString(hex_id))
             ms = actor.database().get_alarm()
             actor.close_idle_database()
             if ms is not None:
                 known[hex_id] = ms
         for hex_id in sorted(known):
-            actor = self._rt._actor_for(binding, ns.idFromString(hex_id))
+            actor = core.actor_for(binding, ids.idFromString(hex_id))
             self._schedule(actor, known[hex_id])
         return len(known)
 
@@ -429,16 +484,12 @@ class AlarmManager:
         """Write the namespace's alarm index (on close)."""
         alarms: dict[str, int] = {}
         queued = set(self._due)  # fired, not run yet: their stored time stands
-        for (b, hex_id), actor in self._rt._actors.items():
-            if b != binding:
+        for (b, hex_id), actor in self._core.actors.items():
+            state: ObjectAlarm | None = actor.alarm
+            if b != binding or state is None:
                 continue
-            timer = actor.alarm_timer
-            if (
-                (timer is not None and timer.pending)
-                or actor.alarm_retry
-                or actor.alarm_running
-                or actor in queued
-            ):
+            timer = state.timer
+            if (timer is not None and timer.pending) or state.retry or state.running or actor in queued:
                 ms = actor.database().get_alarm()
                 actor.close_idle_database()
                 if ms is not None:

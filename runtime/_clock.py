@@ -1,15 +1,23 @@
-"""The runtime clock: the only module that reads trio's clock.
+"""The runtime clock: the one mapping from trio time to wall time.
 
 Everything a user sees as wall time (alarm times, :func:`now_ms`, D1
 durations) is the configured epoch plus the trio time elapsed since the
 runtime opened, so under ``trio.testing.MockClock`` it is all virtual and
 consistent. ``time.time()`` in user code drifts from it; use :func:`now_ms`.
+
+Invariants: this is the only module that reads the wall clock (once, for an
+unpinned epoch) and the only one that turns trio time into epoch time and
+back. Other modules read trio's clock (``trio.current_time()``, or the
+scheduler's ``now``) for deadlines and durations only: that is scheduling
+time, never a time a user sees.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import time
+from collections.abc import Iterator
 
 import trio
 
@@ -46,7 +54,17 @@ class RuntimeClock:
         return self._start + (epoch_ms - self._epoch_ms) / 1000.0
 
     def install(self) -> contextvars.Token[RuntimeClock]:
+        """Make this the clock :func:`now_ms` reads in this task (until the task ends)."""
         return _current_clock.set(self)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        """Make this the clock :func:`now_ms` reads, in this task and the tasks it starts."""
+        token = _current_clock.set(self)
+        try:
+            yield
+        finally:
+            _current_clock.reset(token)
 
 
 def now_ms() -> float:

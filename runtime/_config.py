@@ -1,7 +1,8 @@
 """RuntimeConfig: every timing and limit of the emulator, with production's defaults.
 
-Each default names where it comes from (../shared/reference/durable-objects.md
-section numbers). Times are seconds unless the name says ``_ms``.
+Each default is production's, as Cloudflare documents it or as workerd was
+seen to behave; the field's comment says which. Times are seconds unless
+the name says ``_ms``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["RuntimeConfig"]
 
-# Compatibility dates from which production changed behaviour (reference 1.21e).
+# Compatibility dates from which production changed behaviour (Cloudflare's compatibility flags).
 _DELETE_ALL_DELETES_ALARM = "2026-02-24"
 _WEB_SOCKET_AUTO_REPLY_TO_CLOSE = "2026-04-07"
 

@@ -26,7 +26,7 @@ Invariants:
 * The readers are ``async def`` because production's are awaited; they never
   suspend.
 
-Errors (all :class:`~shards.ShardsError`; not yet drawn in ``shards/_errors.py``)::
+Errors (all :class:`~shards.ShardsError`, drawn in the project's tree in ``shards/_errors.py``)::
 
     HttpError                        the fetch API surface refused a value or an operation
     ├── HttpTypeError(TypeError)     production's TypeError: header, URL, method, body, JSON

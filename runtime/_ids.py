@@ -46,6 +46,7 @@ __all__ = [
     "WRONG_NAMESPACE_MESSAGE",
     "DurableObjectId",
     "IdFactory",
+    "looks_like_id",
 ]
 
 # Production's messages, verbatim: workerd src/workerd/server/actor-id-impl.c++,
@@ -54,13 +55,24 @@ INVALID_ID_MESSAGE: Final = "Invalid Durable Object ID: must be 64 hex digits"
 WRONG_NAMESPACE_MESSAGE: Final = "Durable Object ID is not valid for this namespace."
 
 #: Names longer than this many UTF-8 bytes are not shown as ``ctx.id.name``
-#: inside the object (Cloudflare's DurableObjectId docs; reference 1.11).
+#: inside the object (Cloudflare's DurableObjectId documentation).
 MAX_VISIBLE_NAME_BYTES: Final = 1024
 
 _ID_BYTES: Final = 32
 _BODY_BYTES: Final = 16
 _KEY_DOMAIN: Final = b"shardsim/durable-object-namespace/v1\x00"
 _HEX_ID = re.compile(r"[0-9a-fA-F]{64}")
+#: What ``toString()`` gives, and what object files under a state directory are named by.
+_CANONICAL_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def looks_like_id(text: str) -> bool:
+    """Whether ``text`` has the form of an id's ``toString()``: 64 lowercase hex digits.
+
+    Says nothing about whether a namespace would accept it (the checksum):
+    ``idFromString`` decides that.
+    """
+    return _CANONICAL_ID.fullmatch(text) is not None
 
 
 def _utf8(text: str) -> bytes:

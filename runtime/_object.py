@@ -6,22 +6,27 @@ Handlers the runtime calls: ``fetch(request)``, ``alarm(alarm_info=None)``,
 public method is callable over RPC with positional arguments.
 
 What a handler may await: its own storage (never suspends; see
-runtime/storage), other objects' stubs, :func:`runtime.sleep` / trio's
-sleeps, and background work started with ``ctx.waitUntil`` /
-``ctx.start_soon``. asyncio primitives do not work here: handlers run on trio.
+runtime/storage), other objects' stubs, trio's sleeps, D1, and background
+work started with ``ctx.waitUntil`` / ``ctx.start_soon``. asyncio primitives
+do not work here: handlers run on trio.
+
+Invariants: ``ctx`` (:class:`DurableObjectState`) is a facade; it holds no
+state of its own beyond its id and storage, and forwards to the activation
+(concurrency controls, pins) and to the socket service (the hibernation API).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import trio
+from ._core import ABORTED_MESSAGE, DurableObjectAbort, Pending
 
 if TYPE_CHECKING:
-    from ._actor import Activation
+    from ._core import Activation
     from ._ids import DurableObjectId
     from .sockets import WebSocket, WebSocketRequestResponsePair
+    from .sockets._manager import SocketManager
     from .storage import DurableObjectStorage
 
 __all__ = ["DurableObject", "DurableObjectAbort", "DurableObjectState", "WorkerEntrypoint"]
@@ -34,57 +39,20 @@ RESERVED_NAMES = frozenset(
 )
 
 
-class DurableObjectAbort(BaseException):
-    """Raised by ``ctx.abort()`` in the calling handler.
-
-    A ``BaseException``, as in production's Python SDK, so ``except Exception``
-    cannot swallow it: the object is being reset.
-    """
-
-
-class Pending(Generic[T]):
-    """The result of background work that may be awaited, or dropped safely.
-
-    Awaiting creates the waiting coroutine only then, so a dropped ``Pending``
-    never produces a "coroutine was never awaited" warning.
-    """
-
-    __slots__ = ("_error", "_event", "_value")
-
-    def __init__(self) -> None:
-        self._event = trio.Event()
-        self._value: T | None = None
-        self._error: BaseException | None = None
-
-    def set_value(self, value: T) -> None:
-        self._value = value
-        self._event.set()
-
-    def set_error(self, error: BaseException) -> None:
-        self._error = error
-        self._event.set()
-
-    @property
-    def done(self) -> bool:
-        return self._event.is_set()
-
-    async def _wait(self) -> T:
-        await self._event.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value  # type: ignore[return-value]
-
-    def __await__(self) -> Generator[Any, None, T]:
-        return self._wait().__await__()
-
-
 class DurableObjectState:
     """``ctx``: the object's id, storage, and the concurrency controls."""
 
-    __slots__ = ("_act", "id", "storage")
+    __slots__ = ("_act", "_sockets", "id", "storage")
 
-    def __init__(self, act: Activation, object_id: DurableObjectId, storage: DurableObjectStorage) -> None:
+    def __init__(
+        self,
+        act: Activation,
+        object_id: DurableObjectId,
+        storage: DurableObjectStorage,
+        sockets: SocketManager,
+    ) -> None:
         self._act = act
+        self._sockets = sockets
         self.id = object_id
         self.storage = storage
 
@@ -118,35 +86,33 @@ class DurableObjectState:
         tags of at most 256 characters; at most 32,768 sockets per object.
         """
         self._act.check_alive()
-        self._act.actor.runtime._sockets.accept(self._act, ws, tags)
+        self._sockets.accept(self._act.actor, ws, tags)
 
     def getWebSockets(self, tag: str | None = None) -> list[WebSocket]:
         """The object's open (or closing) hibernatable sockets, optionally with ``tag``."""
-        return self._act.actor.runtime._sockets.get_websockets(self._act.actor, tag)
+        return self._sockets.get_websockets(self._act.actor, tag)
 
     def getTags(self, ws: WebSocket) -> list[str]:
         """The tags ``ws`` was accepted with."""
-        return self._act.actor.runtime._sockets.get_tags(self._act.actor, ws)
+        return self._sockets.get_tags(self._act.actor, ws)
 
     def setWebSocketAutoResponse(self, pair: WebSocketRequestResponsePair | None = None) -> None:
         """Answer messages equal to ``pair.request`` with ``pair.response`` without waking the object."""
-        self._act.actor.runtime._sockets.set_auto_response(self._act.actor, pair)
+        self._sockets.set_auto_response(self._act.actor, pair)
 
     def getWebSocketAutoResponse(self) -> WebSocketRequestResponsePair | None:
-        state = self._act.actor.sockets
-        return None if state is None else state.auto_response
+        return self._sockets.get_auto_response(self._act.actor)
 
     def getWebSocketAutoResponseTimestamp(self, ws: WebSocket) -> Any:
         """When the runtime last auto-responded on ``ws`` (a datetime), or None."""
-        return ws._auto_response_at
+        return self._sockets.auto_response_timestamp(ws)
 
     def setHibernatableWebSocketEventTimeout(self, timeoutMs: int | None = None) -> None:
         """Limit how long one websocket event handler may run (None: no limit)."""
-        self._act.actor.runtime._sockets.set_event_timeout(self._act.actor, timeoutMs)
+        self._sockets.set_event_timeout(self._act.actor, timeoutMs)
 
     def getHibernatableWebSocketEventTimeout(self) -> int | None:
-        state = self._act.actor.sockets
-        return None if state is None else state.event_timeout_ms
+        return self._sockets.get_event_timeout(self._act.actor)
 
     def abort(self, reason: str | None = None, options: dict[str, Any] | None = None) -> None:
         """Reset the object now; raises :class:`DurableObjectAbort` in the caller.
@@ -160,7 +126,7 @@ class DurableObjectState:
                 raise TypeError(f"abort() got unknown option(s): {', '.join(sorted(unknown))}")
             retry_alarm = bool(options.get("retryAlarm", True))
         self._act.abort(reason, retry_alarm=retry_alarm)
-        raise DurableObjectAbort(reason if reason is not None else "Durable Object was aborted.")
+        raise DurableObjectAbort(reason if reason is not None else ABORTED_MESSAGE)
 
 
 class DurableObject:

@@ -1,4 +1,11 @@
-"""open_runtime(): bindings, env, lifetime, statistics and the test helpers.
+"""open_runtime(): the composition root. Bindings, env, lifetime, statistics and the test helpers.
+
+The runtime builds the core (:class:`~runtime._core.Core`), the services
+(alarms, sockets, D1) and the facades (namespaces and stubs on ``env``,
+``ctx``), and implements the protocols the lower layers define for what
+they need from it: the core's ``ActorHost`` (open a database, make storage
+and ``ctx``, run a constructor, spawn a task, hear of alarm changes and
+ended activations). Nothing below imports this module.
 
 Invariants:
 
@@ -32,17 +39,25 @@ from typing import Any, TypeVar
 
 import trio
 
-from shards._errors import DurableObjectError, StorageError
+from shards._codec import decode
+from shards._errors import StorageError
 
-from ._actor import Activation, Actor, reset_error
 from ._alarms import AlarmManager
 from ._clock import RuntimeClock
 from ._config import RuntimeConfig
-from ._ids import DurableObjectId, IdFactory
-from ._lifecycle import ObjectState, Transition
-from ._object import DurableObject
+from ._core import (
+    CONNECTION_LOST_MESSAGE,
+    Activation,
+    Actor,
+    Core,
+    ObjectState,
+    Transition,
+    reset_error,
+)
+from ._ids import DurableObjectId, IdFactory, looks_like_id
+from ._object import DurableObject, DurableObjectState
 from ._scheduler import Scheduler
-from ._stub import DurableObjectNamespace, DurableObjectStub
+from ._stub import DurableObjectNamespace, DurableObjectStub, stub_target
 from .d1 import D1Database, close_d1, open_d1
 from .sockets._manager import SocketManager
 from .storage import ConnectionPool, DurableObjectStorage, ObjectDatabase, StorageLimits
@@ -52,8 +67,6 @@ __all__ = ["Env", "ObjectStatistics", "Runtime", "RuntimeStatistics", "open_runt
 log = logging.getLogger("shardsim.runtime")
 T = TypeVar("T")
 
-CRASH_MESSAGE = "Network connection lost."
-_HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 _D1_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -73,7 +86,12 @@ class Env:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ObjectStatistics:
-    """One object, as the runtime sees it."""
+    """One object, as the runtime sees it.
+
+    ``background_tasks`` counts what pins the live instance in memory:
+    background tasks and other pins (a ticking timer shard, a socket
+    accepted with ``accept()``).
+    """
 
     binding: str
     id: str
@@ -104,51 +122,11 @@ class RuntimeStatistics:
     open_databases: int
 
 
-class _Flusher:
-    """Commits dirty objects' write batches: one transaction per object per round.
-
-    A round starts one scheduling step after the first write, so every event
-    runnable at that moment adds its writes first (group commit).
-    """
-
-    def __init__(self, runtime: Runtime) -> None:
-        self._runtime = runtime
-        self._dirty: dict[Actor, None] = {}
-        self._lot = trio.lowlevel.ParkingLot()
-
-    def mark_dirty(self, actor: Actor) -> None:
-        if actor not in self._dirty:
-            self._dirty[actor] = None
-            if len(self._dirty) == 1:
-                self._lot.unpark_all()
-
-    def forget(self, actor: Actor) -> None:
-        if self._dirty:
-            self._dirty.pop(actor, None)
-
-    def flush_all(self) -> None:
-        batch, self._dirty = self._dirty, {}
-        for actor in batch:
-            act = actor.act
-            if act is None or act.dead:
-                continue
-            try:
-                self._runtime._commit(actor, act)
-            except DurableObjectError as exc:
-                actor.reset(exc, lose_writes=True)
-
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        task_status.started()
-        while True:
-            if not self._dirty:
-                await self._lot.park()
-                continue
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            self.flush_all()
-
-
 class Runtime:
-    """A running emulator. Made by :func:`open_runtime`; never construct it directly."""
+    """A running emulator. Made by :func:`open_runtime`; never construct it directly.
+
+    Implements the core's ``ActorHost``.
+    """
 
     def __init__(
         self,
@@ -158,44 +136,36 @@ class Runtime:
         root: Path,
         d1: Mapping[str, str] = {},
         config: RuntimeConfig,
+        clock: RuntimeClock,
         rng: random.Random,
+        persistent: bool,
     ) -> None:
         self.config = config
         self.rng = rng
+        self.clock = clock
         self._root = root
+        self._persistent = persistent
         self._classes = dict(objects)
-        self._actors: dict[tuple[str, str], Actor] = {}
-        self._nursery: trio.Nursery = None  # type: ignore[assignment]  # set by open_runtime
-        #: trio's clock, read directly: the end of every event reads it.
-        self._now: Callable[[], float] = trio.lowlevel.current_clock().current_time
+        self._nursery: trio.Nursery | None = None  # set by open_runtime
         self.scheduler = Scheduler()
-        self._flusher = _Flusher(self)
-        self._alarms = AlarmManager(self)
-        self._sockets = SocketManager(self)
+        self._core = Core(self, config=config, clock=clock, scheduler=self.scheduler, rng=rng)
+        self._alarms = AlarmManager(self._core)
+        self._sockets = SocketManager(self._core)
         self._pool = ConnectionPool(config.max_open_databases)
-        self._pool.relieve_pressure = self._relieve_pool_pressure
-        self.clock: RuntimeClock = None  # type: ignore[assignment]  # set by open_runtime
-        self._persistent = False
-        #: Set when closing starts: from then on no event is delivered, so
-        #: nothing reactivates an object (and re-locks its file) mid-shutdown.
-        self._closing = False
-        self._events = 0
-        self._commits = 0
-        self._committed_writes = 0
-        #: Commits made at an output gate without a scheduling step since the
-        #: last one that took it (Activation.commit_through).
-        self._unyielded_commits = 0
+        self._pool.relieve_pressure = self._core.commit_everything
         self._limits = {
             b: (StorageLimits.legacy_kv() if b in config.legacy_kv_bindings else StorageLimits.sqlite())
             for b in objects
         }
         bindings: dict[str, Any] = dict(vars)
         self._namespaces: dict[str, DurableObjectNamespace] = {}
+        self._ids: dict[str, IdFactory] = {}
         for binding, cls in objects.items():
             if not (isinstance(cls, type) and issubclass(cls, DurableObject)):
                 raise TypeError(f"binding {binding!r}: {cls!r} is not a DurableObject subclass")
             (root / "do" / binding).mkdir(parents=True, exist_ok=True)
-            ns = DurableObjectNamespace(self, binding, IdFactory(cls.__name__, rng))
+            ids = self._ids[binding] = IdFactory(cls.__name__, rng)
+            ns = DurableObjectNamespace(self._core, binding, cls, ids)
             self._namespaces[binding] = ns
             bindings[binding] = ns
         # D1: one trio-driver database per database name (two bindings may share one),
@@ -209,30 +179,22 @@ class Runtime:
             db = self._d1.get(database_name)
             if db is None:
                 db = self._d1[database_name] = open_d1(
-                    root / "d1" / f"{database_name}.sqlite", name=database_name, now_ms=self._d1_now_ms
+                    root / "d1" / f"{database_name}.sqlite", name=database_name, now_ms=clock.now_ms
                 )
             bindings[binding] = db
         self.env = Env(bindings)
 
-    def _d1_now_ms(self) -> float:
-        return self.clock.now_ms()
+    # -- ActorHost -------------------------------------------------------------
 
-    # -- internals used by actors ----------------------------------------------
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        assert self._nursery is not None, "the runtime has not started; please file a bug"
+        self._nursery.start_soon(fn, *args)
 
-    def _actor_for(self, binding: str, object_id: DurableObjectId) -> Actor:
-        key = (binding, object_id.toString())
-        actor = self._actors.get(key)
-        if actor is None:
-            actor = self._actors[key] = Actor(self, binding, object_id)
-        return actor
-
-    def _db_path(self, binding: str, hex_id: str) -> Path:
-        return self._root / "do" / binding / f"{hex_id}.sqlite"
-
-    def _open_database(self, actor: Actor) -> ObjectDatabase:
+    def open_database(self, actor: Actor) -> ObjectDatabase:
         return ObjectDatabase(self._db_path(actor.binding, actor.id.toString()), self._pool)
 
-    def _make_storage(self, actor: Actor, act: Activation) -> DurableObjectStorage:
+    def make_storage(self, act: Activation) -> DurableObjectStorage:
+        actor = act.actor
         return DurableObjectStorage(
             actor.database(),
             act,
@@ -241,74 +203,47 @@ class Runtime:
             now_ms=self.clock.now_ms,
         )
 
-    def _commit(self, actor: Actor, act: Activation) -> None:
-        """Commit ``actor``'s open batch and release the outputs waiting on it."""
-        db = actor.db
-        if db is None or not db.dirty:
-            act.committed_seq = act.write_seq
-            act.output_lot.unpark_all()
-            act.release_held()
-            return
-        if not db.can_commit:
-            return  # inside storage.transaction(); committed when its gate opens
-        self._flusher.forget(actor)
-        seq = act.write_seq
-        try:
-            db.commit()
-        except StorageError as exc:
-            err = reset_error(STORAGE_RESET.format(ref=actor.id.toString()[:16]) + f" ({exc})")
-            raise err from exc
-        self._commits += 1
-        self._committed_writes += seq - act.committed_seq
-        act.committed_seq = seq
-        if act.output_lot:
-            act.output_lot.unpark_all()
-        if act.held:
-            act.release_held()
+    def make_context(self, act: Activation, visible_id: DurableObjectId) -> DurableObjectState:
+        assert act.storage is not None
+        return DurableObjectState(act, visible_id, act.storage, self._sockets)
 
-    def _relieve_pool_pressure(self) -> None:
-        """Every open connection holds a batch: commit them now so some can close.
+    def construct(self, actor: Actor, ctx: Any) -> Any:
+        return self._classes[actor.binding](ctx, self.env)
 
-        Rare (thousands of objects writing at once) and O(objects); committing
-        a batch early is always allowed, it only makes writes durable sooner.
-        """
-        self._flusher.flush_all()
-        for actor in list(self._actors.values()):
-            act, db = actor.act, actor.db
-            if act is not None and not act.dead and db is not None and db.dirty and db.can_commit:
-                try:
-                    self._commit(actor, act)
-                except DurableObjectError as exc:
-                    actor.reset(exc, lose_writes=True)
-
-    def _activation_ended(self, actor: Actor, transition: Transition) -> None:
-        if transition is Transition.RESET:
-            # A rollback may have undone a setAlarm/deleteAlarm: trust the database.
-            self._alarms.resync(actor)
-            actor.close_idle_database()
-
-    def _alarm_changed(self, actor: Actor, scheduled_ms: int | None) -> None:
+    def alarm_changed(self, actor: Actor, scheduled_ms: int | None) -> None:
         self._alarms.changed(actor, scheduled_ms)
 
+    def activation_ended(self, actor: Actor, act: Activation, transition: Transition) -> None:
+        self._sockets.activation_ended(actor, transition)
+        self._alarms.activation_ended(actor, transition)
+
+    # -- internals ---------------------------------------------------------------
+
+    def _db_path(self, binding: str, hex_id: str) -> Path:
+        return self._root / "do" / binding / f"{hex_id}.sqlite"
+
     def _actor_of(self, stub: DurableObjectStub) -> Actor:
-        if not isinstance(stub, DurableObjectStub) or stub._runtime is not self:
+        """The actor behind one of this runtime's stubs (white-box tests use it too)."""
+        actor = stub_target(stub)[0]
+        if actor.core is not self._core:
             raise TypeError(f"expected a stub of this runtime, got {stub!r}")
-        return self._actor_for(stub._binding, stub.id)
+        return actor
 
     # -- public API -----------------------------------------------------------------
 
     def statistics(self) -> RuntimeStatistics:
+        core = self._core
         counts = dict.fromkeys(ObjectState, 0)
-        for actor in self._actors.values():
+        for actor in core.actors.values():
             counts[actor.state] += 1
         return RuntimeStatistics(
-            objects=len(self._actors),
+            objects=len(core.actors),
             live=counts[ObjectState.ACTIVE] + counts[ObjectState.IDLE],
             hibernated=counts[ObjectState.HIBERNATED],
             inactive=counts[ObjectState.INACTIVE],
-            events_delivered=self._events,
-            commits=self._commits,
-            committed_writes=self._committed_writes,
+            events_delivered=core.events,
+            commits=core.commits,
+            committed_writes=core.committed_writes,
             timers=len(self.scheduler),
             open_databases=self._pool.statistics().open,
         )
@@ -324,7 +259,7 @@ class Runtime:
             events_delivered=actor.events,
             activations=actor.activations,
             in_flight=act.in_flight if act else 0,
-            background_tasks=act.background if act else 0,
+            background_tasks=act.pins if act else 0,
             storage_reads=storage.reads if storage else 0,
             storage_writes=storage.writes if storage else 0,
             storage_bytes_written=storage.bytes_written if storage else 0,
@@ -338,9 +273,8 @@ class Runtime:
 
     async def run_in_object(self, stub: DurableObjectStub, fn: Callable[[Any, Any], T | Awaitable[T]]) -> T:
         """Call ``fn(instance, ctx)`` inside the object's turn and return its result (by reference)."""
-        if not isinstance(stub, DurableObjectStub) or stub._runtime is not self:
-            raise TypeError(f"expected a stub of this runtime, got {stub!r}")
-        actor, visible_id = stub._target()
+        actor = self._actor_of(stub)
+        visible_id = stub_target(stub)[1]
 
         def invoke(act: Activation) -> T | Awaitable[T]:
             return fn(act.instance, act.ctx)  # the actor awaits it if it is awaitable
@@ -352,10 +286,12 @@ class Runtime:
         ns = self._namespaces.get(binding)
         if ns is None:
             raise KeyError(f"no Durable Object binding named {binding!r}")
-        hexes = {hex_id for (b, hex_id), actor in self._actors.items() if b == binding and actor.activations}
+        hexes = {
+            hex_id for (b, hex_id), actor in self._core.actors.items() if b == binding and actor.activations
+        }
         folder = self._root / "do" / binding
         if folder.is_dir():
-            hexes.update(p.stem for p in folder.glob("*.sqlite") if _HEX_ID.match(p.stem))
+            hexes.update(p.stem for p in folder.glob("*.sqlite") if looks_like_id(p.stem))
         return [ns.idFromString(h) for h in sorted(hexes)]
 
     async def run_alarm(self, stub: DurableObjectStub) -> bool:
@@ -376,8 +312,6 @@ class Runtime:
         Uncommitted writes of a live object are included (they are what its
         code reads).
         """
-        from shards._codec import decode
-
         actor = self._actor_of(stub)
         db = actor.database()
         conn = db.read_connection()
@@ -409,34 +343,29 @@ class Runtime:
 
     async def crash(self, stub: DurableObjectStub) -> None:
         """Power cut: uncommitted writes and the outputs held for them are lost."""
-        self._actor_of(stub).reset(reset_error(CRASH_MESSAGE, retryable=True), lose_writes=True)
+        self._actor_of(stub).reset(reset_error(CONNECTION_LOST_MESSAGE, retryable=True), lose_writes=True)
         await trio.lowlevel.checkpoint()
 
-    def _load_alarms(self) -> None:
-        for binding in self._classes:
-            self._alarms.load(binding, self._root / "do" / binding)
+    # -- lifetime -------------------------------------------------------------------
 
-    async def _close(self) -> None:
-        self._closing = True
-        self._flusher.flush_all()
-        for actor in list(self._actors.values()):
-            if actor.act is not None:
-                actor.evict()
+    async def _start(self, nursery: trio.Nursery) -> None:
+        """Start the runtime's own tasks in ``nursery``, then schedule the stored alarms."""
+        self._nursery = nursery
+        await nursery.start(self.scheduler.run)
+        await nursery.start(self._core.flusher.run)
+        # Alarms that came due while the runtime was down fire on start.
+        for binding, ids in self._ids.items():
+            self._alarms.load(binding, self._root / "do" / binding, ids)
+
+    def _close(self) -> None:
+        self._core.close()
         if self._persistent:
             for binding in self._classes:
                 self._alarms.save(binding, self._root / "do" / binding)
-        # Nothing of this runtime fires after it closed (no alarm leaks into
-        # the next test).
-        for actor in self._actors.values():
-            if actor.alarm_timer is not None:
-                actor.alarm_timer.cancel()
-                actor.alarm_timer = None
+        self._alarms.close()
         self._pool.close_all()
         for db in self._d1.values():
             close_d1(db)
-
-
-STORAGE_RESET = "Internal error in Durable Object storage caused object to be reset; reference = {ref}"
 
 
 def _lock_state_dir(root: Path) -> int:
@@ -505,41 +434,32 @@ async def open_runtime(
         root.mkdir(parents=True, exist_ok=True)
         lock = _lock_state_dir(root)
     try:
+        clock = RuntimeClock(config.epoch_ms)
         rt = Runtime(
             objects=objects,
             vars=vars,
             root=root,
             d1=d1,
             config=config,
+            clock=clock,
             rng=_runtime_rng(seed, root, tmp is None),
+            persistent=tmp is None,
         )
-        rt.clock = RuntimeClock(config.epoch_ms)
-        rt._persistent = tmp is None
-        token = rt.clock.install()
         # The body's own exception is re-raised outside the nursery, so users
         # see their error, not an ExceptionGroup wrapping it.
         body_error: BaseException | None = None
-        try:
+        with clock.installed():
             async with trio.open_nursery() as nursery:
-                rt._nursery = nursery
-                await nursery.start(rt.scheduler.run)
-                await nursery.start(rt._flusher.run)
-                # Alarms that came due while the runtime was down fire on start.
-                rt._load_alarms()
+                await rt._start(nursery)
                 try:
                     yield rt
                 except BaseException as exc:
                     body_error = exc
                 finally:
-                    with trio.CancelScope(shield=True):
-                        await rt._close()
+                    rt._close()
                     nursery.cancel_scope.cancel()
             if body_error is not None:
                 raise body_error
-        finally:
-            from ._clock import _current_clock
-
-            _current_clock.reset(token)
     finally:
         if tmp is not None:
             tmp.cleanup()

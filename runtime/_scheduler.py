@@ -3,7 +3,9 @@
 Alarms, idle/hibernation timers, eviction timers and shard ticks all live in
 one calendar of 1 ms buckets driven by one task, which calls plain
 synchronous callbacks. A task (or a ``sleep_until``) per object does not
-scale (reference/measured-limits.md).
+scale: on our machines 10,000 tasks each sleeping until its next 20 Hz tick
+managed 56-59k ticks/s at 100 % CPU, where one loop calling synchronous
+ticks managed 200k.
 
 Invariants:
 
@@ -22,7 +24,7 @@ Invariants:
   ``slack`` after the last wake is exact, and one scheduled for a time
   already past wakes the task at once;
   timers due within ``slack`` of each other run together, at most ``slack``
-  late. Each wake is a trio sleep (~14 µs, reference/measured-limits.md), so
+  late. Each wake is a trio sleep (~14 µs on our machines), so
   10,000 shards at 20 Hz staggered over the period would otherwise cost
   200,000 wakes a second; with the slack they cost 1,000. (Linux's timer
   slack does the same for the same reason.)

@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any, Final
 from shards._codec import decode, encode
 from shards._errors import CodecError, DurableObjectError
 
-from ._actor import Activation, Actor, StubOrder
+from ._core import StubOrder
 from ._http import Request, Response
 from ._ids import DurableObjectId, IdFactory
 from ._object import RESERVED_NAMES
 
 if TYPE_CHECKING:
-    from ._runtime import Runtime
+    from ._core import Activation, Actor, Core
 
-__all__ = ["DurableObjectNamespace", "DurableObjectStub"]
+__all__ = ["DurableObjectNamespace", "DurableObjectStub", "stub_target"]
 
 # workerd's text for a missing RPC method (TypeError).
 _NO_METHOD = 'The RPC receiver does not implement the method "{name}".'
@@ -38,11 +38,12 @@ _NO_FETCH = "Handler does not export a fetch() function."
 class DurableObjectNamespace:
     """``env.BINDING``: ids and stubs for one Durable Object class."""
 
-    __slots__ = ("_binding", "_ids", "_runtime", "_stub_class")
+    __slots__ = ("_binding", "_core", "_ids", "_object_class", "_stub_class")
 
-    def __init__(self, runtime: Runtime, binding: str, ids: IdFactory) -> None:
-        self._runtime = runtime
+    def __init__(self, core: Core, binding: str, object_class: type, ids: IdFactory) -> None:
+        self._core = core
         self._binding = binding
+        self._object_class = object_class
         self._ids = ids
         self._stub_class: type[DurableObjectStub] | None = None
 
@@ -67,8 +68,8 @@ class DurableObjectNamespace:
         _check_options(options, {"locationHint"}, "get")
         stub_class = self._stub_class
         if stub_class is None:
-            stub_class = self._stub_class = _stub_class_for(self._runtime._classes[self._binding])
-        return stub_class(self._runtime, self._binding, id)
+            stub_class = self._stub_class = _stub_class_for(self._object_class)
+        return stub_class(self._core, self._binding, id)
 
     def getByName(self, name: str, options: dict[str, Any] | None = None) -> DurableObjectStub:
         """Shorthand for ``get(idFromName(name))``."""
@@ -129,15 +130,15 @@ def _cross_args(args: tuple[Any, ...], limit: int) -> list[Any]:
 class DurableObjectStub:
     """A client for one object. ``await stub.method(*args)`` calls it; ``fetch`` sends a Request."""
 
-    __slots__ = ("_actor", "_binding", "_broken", "_order", "_runtime", "_visible_id", "id", "name")
+    __slots__ = ("_actor", "_binding", "_core", "_order", "_visible_id", "id", "name")
 
-    def __init__(self, runtime: Runtime, binding: str, object_id: DurableObjectId) -> None:
-        self._runtime = runtime
+    def __init__(self, core: Core, binding: str, object_id: DurableObjectId) -> None:
+        self._core = core
         self._binding = binding
         self.id = object_id
         self.name = object_id.name
+        # Call order, and the error that broke the stub (an object reset).
         self._order = StubOrder()
-        self._broken: BaseException | None = None
         # The actor and the id it sees, looked up on the first call (making a
         # stub must not touch the runtime's tables). Two slots, not a tuple:
         # nothing is allocated per stub on its first call.
@@ -151,7 +152,7 @@ class DurableObjectStub:
         """The object's actor and the id it sees as ``ctx.id``."""
         actor = self._actor
         if actor is None:
-            actor = self._actor = self._runtime._actor_for(self._binding, self.id)
+            actor = self._actor = self._core.actor_for(self._binding, self.id)
             self._visible_id = self.id.for_object()
         return actor, self._visible_id
 
@@ -159,12 +160,11 @@ class DurableObjectStub:
         self, invoke: Callable[[Activation], Any], finish: Callable[[Any], Any] | None = None
     ) -> Awaitable[Any]:
         """Deliver an event to the object; the returned coroutine runs it."""
-        if self._broken is not None:
-            return self._fail(self._broken)
+        order = self._order
+        if order.broken is not None:
+            return self._fail(order.broken)
         actor = self._actor or self._target()[0]
-        return actor.deliver(
-            invoke, visible_id=self._visible_id, order=self._order, finish=finish, breaks=self
-        )
+        return actor.deliver(invoke, visible_id=self._visible_id, order=order, finish=finish)
 
     @staticmethod
     async def _fail(error: BaseException) -> Any:
@@ -198,6 +198,17 @@ class DurableObjectStub:
         if name.startswith("_"):
             raise AttributeError(name)
         return _RpcMethod(self, name)
+
+
+def stub_target(stub: object) -> tuple[Actor, DurableObjectId]:
+    """The actor behind ``stub`` and the id its object sees as ``ctx.id`` (for the runtime's helpers).
+
+    Raises:
+        TypeError: ``stub`` is not a Durable Object stub.
+    """
+    if not isinstance(stub, DurableObjectStub):
+        raise TypeError(f"expected a Durable Object stub, got {stub!r}")
+    return stub._target()
 
 
 class _RpcAttribute:
@@ -251,7 +262,7 @@ class _RpcMethod:
                 "RPC calls take positional arguments only"
             )
         stub = self._stub
-        limit = stub._runtime.config.rpc_max_bytes
+        limit = stub._core.config.rpc_max_bytes
         # Serialize at the call, so the caller's later mutations cannot leak in.
         payload = _cross_args(args, limit)
         name = self._name

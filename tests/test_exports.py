@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import importlib
+import json
 import types
+from pathlib import Path
 
 import pytest
 
-PACKAGES = ["shards", "runtime"]
+PACKAGES = [
+    "shards",
+    "runtime",
+    "runtime.sockets",
+    "runtime.storage",
+    "runtime.d1",
+    "runtime.shard_objects",
+    "runtime.devserver",
+]
+#: The public names, pinned: a change here is a change to what users import.
+PUBLIC_NAMES = Path(__file__).with_name("public_names.json")
 
 
 @pytest.mark.parametrize("name", PACKAGES)
@@ -40,3 +52,10 @@ def test_runtime_reexports_the_error_tree() -> None:
 
     for err in ["ShardsError", "DurableObjectError", "CodecError"]:
         assert getattr(runtime, err) is getattr(shards, err)
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_public_names_are_the_pinned_ones(name: str) -> None:
+    """Removing or renaming a public name is a deliberate act: update tests/public_names.json with it."""
+    pinned = json.loads(PUBLIC_NAMES.read_text())[name]
+    assert sorted(importlib.import_module(name).__all__) == pinned

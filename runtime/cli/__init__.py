@@ -62,7 +62,7 @@ def _project_vars(path: str) -> dict[str, Any] | None:
     Raises:
         ConfigError: there is a Wrangler config, but the dev server could not load it either.
     """
-    from runtime.devserver._wrangler import ConfigError, find_config, load_config
+    from runtime.devserver import ConfigError, find_config, load_config
 
     try:
         config_path = find_config(path)
@@ -74,9 +74,8 @@ def _project_vars(path: str) -> dict[str, Any] | None:
 def _token(user: str, *, admin: bool, ttl: float | None, secret_file: str | None) -> int:
     import time
 
-    from runtime.devserver._wrangler import ConfigError
-    from runtime.shard_objects import make_token
-    from runtime.shard_objects._tokens import load_secret
+    from runtime.devserver import ConfigError
+    from runtime.shard_objects import load_secret, make_token
 
     try:
         project_vars = None if secret_file is not None else _project_vars(".")

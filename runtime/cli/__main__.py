@@ -1,3 +1,5 @@
+"""``python -m runtime.cli``: the ``shardsim`` command without its entry point script."""
+
 import sys
 
 from runtime.cli import main

@@ -48,8 +48,7 @@ def run_d1(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
     """Run a ``shardsim d1`` command; returns the exit code."""
     out = out or sys.stdout
     err = err or sys.stderr
-    from runtime.devserver._d1 import d1_database_path, find_d1, migrations_folder
-    from runtime.devserver._wrangler import ConfigError, load_config
+    from runtime.devserver import ConfigError, d1_database_path, find_d1, load_config, migrations_folder
     from shards._errors import D1Error
 
     try:
@@ -80,8 +79,8 @@ def run_d1(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
 async def _run(
     args: argparse.Namespace, entry: Any, db_path: Path, folder: Path, sql: str | None, out: TextIO
 ) -> int:
+    from runtime._sqltext import split_statements
     from runtime.d1 import apply_migrations, close_d1, list_migrations, open_d1
-    from runtime.d1._core import split_statements
 
     db_path.parent.mkdir(parents=True, exist_ok=True)
     db = open_d1(db_path, name=entry.database_name)

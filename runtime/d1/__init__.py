@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any as _Any
 
 from shards._errors import (
     D1ColumnNotFound as D1ColumnNotFound,
@@ -82,7 +82,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     # The asyncio driver needs aiosqlite (extra "shardsim[asyncio]"): import it on first use only.
     if name in ("open_d1_asyncio", "close_d1_asyncio"):
         from . import _asyncio

@@ -1,6 +1,6 @@
 """The trio driver: D1's core on sqlite3, inline on the trio thread.
 
-SQLite runs inline, as object storage does (DESIGN.md, "Storage"): a point
+SQLite runs inline, as object storage does (runtime.storage._engine): a point
 query costs microseconds, less than any thread hop, and a hop would let the
 autojump MockClock leap forward.
 
@@ -13,7 +13,12 @@ Invariants:
   network I/O in production, so the object's input gate opens and other
   events may run while a query is awaited. Outside objects (no input gate)
   a call yields when tasks are queued to run and at least every 16th call,
-  so sockets and timers are still polled. Cancellation lands on every call.
+  so sockets and timers are still polled. Cancellation lands on every call
+  (a cancelled task's call passes a checkpoint, which raises). A call that
+  need not yield passes no checkpoint at all: ``trio.testing.assert_checkpoints``
+  around it fails, and ``assert_no_checkpoints`` holds. Whether it must
+  yield is asked of :func:`runtime._trio_compat.checkpoint_needed`
+  (see ``TrioDriver._gate``).
   Once SQLite work starts, the call finishes without yielding, so calls on
   one database never interleave.
 * The connection uses ``isolation_level=None`` (the core issues BEGIN/COMMIT
@@ -40,15 +45,8 @@ from typing import Final, TypeVar
 
 import trio
 
-from runtime._actor import Activation, current_activation
-
-try:
-    # Holds the current task and trio's runner (see _gate_outside_objects).
-    from trio._core._run import GLOBAL_RUN_CONTEXT as _RUN_CONTEXT
-
-    _HAVE_RUN_CONTEXT = True
-except ImportError:  # pragma: no cover - a trio that moved it; the public API answers instead
-    _HAVE_RUN_CONTEXT = False
+from runtime._core import Activation, current_activation
+from runtime._trio_compat import checkpoint_needed
 
 from ._api import D1Database
 from ._core import (
@@ -68,37 +66,6 @@ from ._core import (
 
 #: Calls between two yields to trio when no other task is runnable (see ``TrioDriver._gate``).
 _POLL_EVERY = 16
-
-
-def _gate_outside_objects() -> Awaitable[None] | None:
-    """What a call outside objects awaits before it runs; None when it may run at once.
-
-    A full checkpoint when other tasks are queued to run, when the task is
-    cancelled (the checkpoint raises ``Cancelled``) or a KeyboardInterrupt
-    waits for it; otherwise nothing, and the call counts as a cancellation
-    point, as ``checkpoint_if_cancelled()`` counts it (for
-    ``trio.testing.assert_no_checkpoints``). The public calls decide the same:
-    ``current_statistics().tasks_runnable``, then awaiting
-    ``checkpoint_if_cancelled()``. But the statistics record counts every
-    registered socket (~22,000 instructions, more than a point query in
-    SQLite) and the coroutine alone costs ~2,900; read from trio's task and
-    runner, the whole decision costs ~1,200 (callgrind). If trio's internals
-    ever move, the public calls answer (tests/runtime/d1/test_trio.py pins
-    that the two agree).
-    """
-    if _HAVE_RUN_CONTEXT:
-        try:
-            task = _RUN_CONTEXT.task
-            runner = task._runner
-            if runner.runq or task._cancel_status.effectively_cancelled or runner.ki_pending:
-                return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - awaited by the caller
-            task._cancel_points += 1
-            return None
-        except AttributeError:  # not in trio.run, or a trio whose task or runner changed shape
-            pass
-    if trio.lowlevel.current_statistics().tasks_runnable:
-        return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - awaited by the caller
-    return trio.lowlevel.checkpoint_if_cancelled()  # noqa: ASYNC105 - awaited by the caller
 
 
 __all__ = [
@@ -293,24 +260,29 @@ class TrioDriver:
         # Outside an object (Worker-style code, tests, tools) there is no input gate.
         # A yield with nothing else to run only polls for I/O and costs more than the
         # query (a scheduler pass and a syscall), so we yield when tasks are queued to
-        # run, and otherwise every _POLL_EVERY calls. Cancellation lands on every call.
+        # run, and otherwise every _POLL_EVERY calls. Cancellation lands on every call:
+        # a cancelled task (or one a KeyboardInterrupt waits for) gets the checkpoint,
+        # which raises. A call that runs at once passes no checkpoint at all. Counting it
+        # as one for trio's testing helpers would mean awaiting checkpoint_if_cancelled()
+        # on every call: ~2,800 instructions (~500 ns) more, twice what checkpoint_needed()
+        # costs, for an answer checkpoint_needed() already gave. It is called here
+        # rather than through a helper: one more Python call on this path measured ~100 ns.
         self._unpolled += 1
-        if self._unpolled >= _POLL_EVERY:
+        if self._unpolled >= _POLL_EVERY or checkpoint_needed():
             self._unpolled = 0
             return trio.lowlevel.checkpoint()  # noqa: ASYNC105 - awaited by the caller
-        gate = _gate_outside_objects()
-        if gate is not None:
-            self._unpolled = 0
-        return gate
+        return None
 
     @staticmethod
     async def _object_gates(act: Activation) -> None:
         # A D1 query is an outbound request: inside an object it waits until the
-        # object's earlier storage writes are durable (output gate, gotcha 5), and
+        # object's earlier storage writes are durable (the output gate), and
         # it fails, never runs, if they could not be written. It is network I/O in
         # production, so the object's input gate opens: any other event may run
         # while the query is awaited. One full checkpoint gives them that chance.
-        await act.output_gate()
+        gate = act.output_gate()
+        if gate is not None:
+            await gate
         await trio.lowlevel.checkpoint()
 
     async def run(self, call: Generator[Step, Answer, T]) -> T:

@@ -191,7 +191,7 @@ class DevServer:
         self._reload_lock = trio.Lock()
         #: Routes tried before the Worker for websocket upgrade requests: each
         #: returns a Response (usually a 101) or None to pass. This is where
-        #: the shard endpoint (``?shard=``, DESIGN.md) plugs in.
+        #: the shard endpoint (``?shard=``, runtime.devserver._shards) plugs in.
         self.upgrade_routes: list[UpgradeRoute] = [self._shard_route]
         self._d1_migrations = d1_migrations
         self._shard_endpoint: tuple[LoadedWorker, ShardEndpoint] | None = None
@@ -401,7 +401,7 @@ class DevServer:
                 log.info("D1 %s: applied migration %s", database, name)
 
     async def _shard_route(self, request: Request, rt: Runtime) -> Response | None:
-        """``?shard=<id>&sid=<subscriber>`` upgrades go to the shard binding (DESIGN.md)."""
+        """``?shard=<id>&sid=<subscriber>`` upgrades go to the shard binding (README.md, "Connecting to a shard")."""
         if not is_shard_upgrade(request):
             return None
         worker = self.worker

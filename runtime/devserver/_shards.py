@@ -1,7 +1,7 @@
 """The dev server's shard endpoint: ``ws://host:port/?shard=<id>&sid=<subscriber>``.
 
 Only websocket upgrades whose query has ``shard`` come here; everything else
-goes to the Worker's ``fetch``, as DESIGN.md's wire protocol says.
+goes to the Worker's ``fetch`` (the wire protocol is in README.md, "Connecting to a shard").
 
 Which binding serves shards: the only binding whose class is a
 :class:`~runtime.shard_objects.ShardObject`, or, when there are several, the

@@ -2,7 +2,7 @@
 
 Pure parsing: the only I/O is reading the config file and ``.dev.vars``.
 What we read is what ``wrangler dev`` reads for a Python Worker with
-Durable Objects (reference/durable-objects.md 1B' and 7.1): ``main``,
+Durable Objects: ``main``,
 ``compatibility_date``, ``compatibility_flags``, ``durable_objects.bindings``,
 ``migrations``, ``vars``, ``d1_databases``; every other binding kind is
 recorded so the dev server can put a "not emulated" stub on ``env``.
@@ -411,7 +411,7 @@ def _interpret(path: Path, raw: dict[str, Any], *, require_migrations: bool) -> 
             if not isinstance(cls, str) or cls not in classes:
                 raise r.fail(f"{where}deleted_classes: no class {cls!r} to delete")
             if any(b.class_name == cls and b.script_name is None for b in objects):
-                # Production's wording (reference 1.21d).
+                # Production's wording (wrangler's error for this migration).
                 raise r.fail(
                     f"Cannot apply --delete-class migration to class {cls} without also "
                     "removing the binding that references it"

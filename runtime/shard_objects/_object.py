@@ -27,8 +27,8 @@ How it runs:
   as a pending ``setInterval`` does in production; a keep-alive alarm every
   ``keepalive_seconds`` counts as an event, so a ticking object is not
   evicted for want of incoming events, and wakes it if it was. (The pin is
-  the activation's background count, so ``ObjectStatistics.background_tasks``
-  shows 1 while a timer shard ticks, though no task exists.)
+  an activation pin, so ``ObjectStatistics.background_tasks`` shows 1 while
+  a timer shard ticks, though no task exists.)
   Event-driven (``tick_rate_hz == 0``): a tick runs on the scheduler right
   after inputs arrive (inputs arriving together share one tick).
 * **Quiet.** When no subscriber is attached and no input is queued the shard
@@ -70,6 +70,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeVar
 from runtime._http import Response
 from runtime._object import DurableObject, DurableObjectState
 from runtime.sockets import OPEN, WebSocket, WebSocketPair
+from shards import (
+    Shard,
+    ShardAuth,
+    ShardConfig,
+    ShardStatistics,
+    SimState,
+    SnapshotFormat,
+    decode_shard_state,
+    encode_frame,
+    restore_or_init,
+)
 from shards._errors import (
     InputQueueFull,
     InputTooLarge,
@@ -84,10 +95,6 @@ from shards._errors import (
     Unauthorized,
     UnknownSubscriber,
 )
-from shards._frames import SnapshotFormat, encode_frame
-from shards._persistence import decode_shard_state, restore_or_init
-from shards._shard import Shard, ShardConfig, ShardStatistics
-from shards._simulation import ShardAuth, SimState
 
 from ._backpressure import Backpressure, BackpressurePolicy, Decision
 from ._protocol import (
@@ -104,7 +111,7 @@ from ._protocol import (
 )
 
 if TYPE_CHECKING:
-    from runtime._actor import Activation
+    from runtime._core import Activation
     from runtime._scheduler import Scheduler, TimerHandle
 
 __all__ = ["STATE_KEY", "ShardObject", "ShardObjectStatistics", "TickStrategy"]
@@ -354,7 +361,8 @@ class ShardObject(DurableObject):
             raise TypeError(f"{cls.__name__} must set the class attribute 'sim' to a SimState subclass")
         config = cls._shard_config
         self._act: Activation = ctx._act
-        self._runtime = self._act.actor.runtime
+        # The core's shared state: its clock and its scheduler are the runtime's.
+        self._runtime = self._act.actor.core
         self._scheduler = self._runtime.scheduler
         self._period = cls._tick_period
         self._strategy = "event" if config.event_driven else cls.tick_strategy
@@ -620,7 +628,7 @@ class ShardObject(DurableObject):
         storage = self.ctx.storage
         now_ms = self._runtime.clock.now_ms()
         if self._strategy == "timer":
-            self._act.background += 1  # pins the object, as production's pending timers do
+            self._act.pin()  # as production's pending timers do
             self._pinned = True
             # The first tick runs at once: a newcomer or a woken shard shows
             # its state now, not a period later.
@@ -658,11 +666,9 @@ class ShardObject(DurableObject):
         if self._pinned:
             self._pinned = False
             act = self._act
-            act.background -= 1
             if not act.dead:
                 self.ctx.storage.deleteAlarm()  # the keep-alive must not wake us for nothing
-                if act.in_flight == 0 and act.background == 0:
-                    act.actor.schedule_idle()
+            act.unpin()
 
     def _on_timer(self) -> None:
         """Scheduler callback (timer strategy and event-driven ticks): the hot path.
@@ -744,7 +750,7 @@ class ShardObject(DurableObject):
                 self._offset = max(self._offset, wall - last - self._period)
         now = wall - self._offset
         try:
-            result = shard._advance(now)
+            outcome = shard.advance(now)
         except ShardFailed:
             self._fail()
             return
@@ -761,20 +767,22 @@ class ShardObject(DurableObject):
             return
         self._last_now = now
         self._ticks += 1
-        if isinstance(result, bytes):
+        if isinstance(outcome, bytes):
             # A plain tick: the same frame for every subscriber, and nothing else to do.
-            self._fan_out(None, result)
+            self._fan_out(None, outcome)
             return
-        _tick, _now, _dt, _applied, frames, acks, record, finished, _idle, quiet = result
+        record = outcome.persist
         if record is not None:
             self._store(record)
+        frames = outcome.frames
         if frames:
             self._fan_out(frames, None)
+        acks = outcome.acks
         if acks:
-            self._send_acks(acks, _tick)
-        if finished:
+            self._send_acks(acks, outcome.tick)
+        if outcome.finished:
             self._finish()
-        elif quiet:
+        elif outcome.quiet:
             self._stop_ticking()
 
     def _fan_out(self, frames: dict[str, bytes] | None, shared: bytes | None) -> None:
@@ -782,7 +790,7 @@ class ShardObject(DurableObject):
         subs = self._subs
         act = self._act
         # The output gate, checked once: every socket here belongs to this object.
-        held = act.gate_seq > act.committed_seq
+        held = act.outputs_held
         sent = 0
         now: float | None = None
         slow: list[str] | None = None
@@ -818,7 +826,7 @@ class ShardObject(DurableObject):
                         continue
             # ws.send() minus its argument checks: the frame is bytes and the socket is open.
             if held:
-                act.hold_output(ws, ("message", frame))
+                act.hold(ws._transmit, ("message", frame))
             else:
                 transport = conn.transport
                 if transport is not None:

@@ -45,9 +45,8 @@ from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from shards import FORMATS, MAX_SEQ, SnapshotFormat
 from shards._errors import ProtocolError
-from shards._frames import FORMATS, SnapshotFormat
-from shards._prediction import MAX_SEQ
 
 __all__ = [
     "BEARER_PROTOCOL_PREFIX",

@@ -35,8 +35,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from shards import ShardAuth
 from shards._errors import InvalidToken, TokenExpired
-from shards._simulation import ShardAuth
 
 __all__ = [
     "SECRET_ENV",

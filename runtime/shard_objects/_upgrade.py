@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING
 
 from runtime._http import Request, Response
 from runtime.sockets import WebSocketPair
+from shards import ShardAuth
 from shards._errors import ProtocolError, Unauthorized
-from shards._simulation import ShardAuth
 
 from ._object import PENDING_SUBSCRIPTION, Subscription
 from ._protocol import CLOSE_FULL, CLOSE_INTERNAL, CLOSE_REFUSED, bearer_token, parse_subscribe_query

@@ -1,11 +1,13 @@
-"""The runtime's side of hibernatable websockets: per-object socket sets and event delivery.
+"""The socket service: ctx's hibernation API, and events of hibernatable sockets.
 
 Invariants:
 
-* An object's hibernatable sockets live in :class:`ObjectSockets`, owned by
-  its :class:`~runtime._actor.Actor` (not by the instance), so they survive
-  hibernation and eviction; a reset (crash, abort, failed write) closes them
-  with 1011, as a restart of production's host would.
+* An object's hibernatable sockets live in its :class:`ObjectSockets`
+  (``Actor.sockets``), not in the instance, so they survive hibernation and
+  eviction; a reset (crash, abort, failed write) closes them with 1011, as a
+  restart of production's host would. Sockets accepted with the standard
+  ``accept()`` API die with the activation that accepted them, whatever
+  ended it.
 * An auto-response is answered here, without an event, so it never wakes or
   constructs the object; it records the time on the socket.
 * A remote close reaches ``webSocketClose``; with the
@@ -23,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from runtime._core import Transition
+
 from ._websocket import (
     ACCEPT_TWICE,
     CLOSED,
@@ -36,48 +40,31 @@ from ._websocket import (
     TAG_TOO_LONG,
     TOO_MANY_SOCKETS,
     TOO_MANY_TAGS,
-    CloseEvent,
-    MessageEvent,
     WebSocket,
     WebSocketRequestResponsePair,
+    object_sockets,
 )
 
 if TYPE_CHECKING:
-    from runtime._actor import Activation, Actor
-    from runtime._runtime import Runtime
+    from runtime._core import Activation, Actor, Core
 
-__all__ = ["ObjectSockets", "SocketManager"]
+__all__ = ["SocketManager"]
 
 log = logging.getLogger("shardsim.sockets")
 
-
-class ObjectSockets:
-    """One object's hibernatable sockets and hibernation settings."""
-
-    __slots__ = ("auto_response", "event_timeout_ms", "sockets")
-
-    def __init__(self) -> None:
-        self.sockets: list[WebSocket] = []
-        self.auto_response: WebSocketRequestResponsePair | None = None
-        self.event_timeout_ms: int | None = None
+_HANDLERS = {"message": "webSocketMessage", "close": "webSocketClose", "error": "webSocketError"}
 
 
 class SocketManager:
-    """Implements ctx's hibernation API and delivers socket events to objects."""
+    """Implements ctx's hibernation API and delivers hibernatable sockets' events to objects."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self._rt = runtime
+    def __init__(self, core: Core) -> None:
+        self._core = core
         self.auto_responses = 0
-
-    def _state(self, actor: Actor) -> ObjectSockets:
-        state: ObjectSockets | None = actor.sockets
-        if state is None:
-            state = actor.sockets = ObjectSockets()
-        return state
 
     # -- ctx API ---------------------------------------------------------------
 
-    def accept(self, act: Activation, ws: WebSocket, tags: Any) -> None:
+    def accept(self, actor: Actor, ws: WebSocket, tags: Any) -> None:
         if not isinstance(ws, WebSocket):
             raise TypeError(f"acceptWebSocket() expects a WebSocket, got {type(ws).__name__}")
         if ws._standard:
@@ -93,14 +80,14 @@ class SocketManager:
                 raise ValueError(TOO_MANY_TAGS)
             if any(len(t) > MAX_TAG_LENGTH for t in checked):
                 raise ValueError(TAG_TOO_LONG)
-        state = self._state(act.actor)
+        state = object_sockets(actor)
         live = [s for s in state.sockets if s.readyState != CLOSED]
         if len(live) >= MAX_WEBSOCKETS_PER_OBJECT:
             raise ValueError(TOO_MANY_SOCKETS)
         state.sockets = live
         ws._accepted = True
-        ws._owner = act.actor
-        ws._rt = self._rt
+        ws._owner = actor
+        ws._events = self
         ws._tags = tuple(checked)
         live.append(ws)
         ws._kick()
@@ -123,7 +110,16 @@ class SocketManager:
     def set_auto_response(self, actor: Actor, pair: WebSocketRequestResponsePair | None) -> None:
         if pair is not None and not isinstance(pair, WebSocketRequestResponsePair):
             raise TypeError("setWebSocketAutoResponse() expects a WebSocketRequestResponsePair or None")
-        self._state(actor).auto_response = pair
+        object_sockets(actor).auto_response = pair
+
+    def get_auto_response(self, actor: Actor) -> WebSocketRequestResponsePair | None:
+        state = actor.sockets
+        return None if state is None else state.auto_response
+
+    @staticmethod
+    def auto_response_timestamp(ws: WebSocket) -> _dt.datetime | None:
+        """When the runtime last auto-responded on ``ws``, or None."""
+        return ws._auto_response_at
 
     def set_event_timeout(self, actor: Actor, timeout_ms: int | None) -> None:
         if timeout_ms is not None and (
@@ -132,47 +128,40 @@ class SocketManager:
             raise ValueError(
                 "setHibernatableWebSocketEventTimeout() takes milliseconds between 1 and 604800000, or None"
             )
-        self._state(actor).event_timeout_ms = timeout_ms
+        object_sockets(actor).event_timeout_ms = timeout_ms
+
+    def get_event_timeout(self, actor: Actor) -> int | None:
+        state = actor.sockets
+        return None if state is None else state.event_timeout_ms
+
+    def count(self, actor: Actor) -> int:
+        """The object's open (or closing) hibernatable sockets."""
+        return len(self.get_websockets(actor, None))
 
     # -- events ------------------------------------------------------------------
 
     async def deliver(self, actor: Actor, ws: WebSocket, kind: str, payload: Any) -> None:
-        """Deliver one message/close/error that arrived on ``ws`` (owned by ``actor``)."""
+        """Deliver one message/close/error that arrived on hibernatable ``ws`` (owned by ``actor``)."""
         state = actor.sockets
-        if kind == "message" and not ws._standard and state is not None:
+        core = self._core
+        if kind == "message" and state is not None:
             auto = state.auto_response
             if auto is not None and payload == auto.request:
                 # Answered by the runtime: the object is not woken.
-                ws._auto_response_at = _dt.datetime.fromtimestamp(self._rt.clock.now_ms() / 1000, _dt.UTC)
+                ws._auto_response_at = _dt.datetime.fromtimestamp(core.clock.now_ms() / 1000, _dt.UTC)
                 self.auto_responses += 1
                 ws._transmit(("message", auto.response))
                 return
-        if kind == "close":
+        if kind == "close" and core.config.web_socket_auto_reply_to_close:
             code, reason, _was_clean = payload
-            if ws._standard or self._rt.config.web_socket_auto_reply_to_close:
-                if not ws._sent_close:
-                    ws._sent_close = True
-                    ws._transmit(("close", (code, reason)))
-                ws.readyState = CLOSED
+            if not ws._sent_close:
+                ws._sent_close = True
+                ws._transmit(("close", (code, reason)))
+            ws._mark_closed()
         timeout_ms = state.event_timeout_ms if state is not None else None
 
         async def invoke(act: Activation) -> None:
-            instance = act.instance
-            if ws._standard:
-                event: Any
-                if kind == "message":
-                    event = MessageEvent(payload)
-                elif kind == "close":
-                    event = CloseEvent(*payload)
-                else:
-                    event = payload
-                for listener in list(ws._listeners.get(kind, ())):
-                    result = listener(event)
-                    if inspect.isawaitable(result):
-                        await result
-                return
-            name = {"message": "webSocketMessage", "close": "webSocketClose", "error": "webSocketError"}[kind]
-            handler = getattr(instance, name, None)
+            handler = getattr(act.instance, _HANDLERS[kind], None)
             if handler is None:
                 if kind == "message":
                     log.warning("%r received a websocket message but has no webSocketMessage()", actor)
@@ -187,27 +176,15 @@ class SocketManager:
         if state is not None and (kind == "error" or (kind == "close" and ws.readyState == CLOSED)):
             state.sockets = [s for s in state.sockets if s is not ws]
 
-    def activation_reset(self, actor: Actor, act: Activation) -> None:
-        """A reset drops the object's connections (hibernatable and standard)."""
-        for ws in act.standard_socket_list:
-            self._drop(ws)
+    def activation_ended(self, actor: Actor, transition: Transition) -> None:
+        """Sockets accepted with ``accept()`` die with their activation; a reset drops every socket."""
         state = actor.sockets
-        if state is not None:
-            for ws in state.sockets:
-                self._drop(ws)
-            state.sockets = []
-
-    def activation_ended_gracefully(self, act: Activation) -> None:
-        """Eviction: standard sockets pinned the instance and die with it."""
-        for ws in act.standard_socket_list:
-            self._drop(ws)
-
-    @staticmethod
-    def _drop(ws: WebSocket) -> None:
-        if ws.readyState != CLOSED:
-            ws._sent_close = True
-            ws.readyState = CLOSED
-            ws._transmit(("close", (1011, "Durable Object reset")))
-
-    def count(self, actor: Actor) -> int:
-        return len(self.get_websockets(actor, None))
+        if state is None:
+            return
+        standard, state.standard = state.standard, []
+        for ws in standard:
+            ws._reset_close()
+        if transition is Transition.RESET:
+            dropped, state.sockets = state.sockets, []
+            for ws in dropped:
+                ws._reset_close()

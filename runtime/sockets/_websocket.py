@@ -18,27 +18,34 @@ Invariants:
 * A send from a handler obeys the output gate: it is held until the writes
   made before it are durable, and dropped if the object resets first.
 * The runtime, not the object, holds hibernatable sockets: their tags and
-  attachments survive hibernation; sockets accepted with ``ws.accept()``
-  inside an object pin it in memory.
+  attachments survive hibernation. A socket accepted with ``ws.accept()``
+  inside an object pins its activation until the socket is CLOSED (every
+  change to CLOSED goes through ``WebSocket._mark_closed``), and is closed
+  with 1011 when that activation ends.
+* An object's socket state (:class:`ObjectSockets`) hangs off its actor
+  (``Actor.sockets``), made on first use by this package; the core never
+  reads it.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import inspect
 import logging
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
+from runtime._core import current_activation
 from shards._codec import decode, encode
 from shards._errors import CodecError
 
 from ._transport import Transport
 
 if TYPE_CHECKING:
-    from runtime._actor import Actor
+    from runtime._core import Activation, Actor
 
 __all__ = [
     "CLOSED",
@@ -50,18 +57,20 @@ __all__ = [
     "MAX_TAG_LENGTH",
     "MAX_WEBSOCKETS_PER_OBJECT",
     "MessageEvent",
+    "ObjectSockets",
     "Peer",
     "WebSocket",
     "WebSocketPair",
     "WebSocketRequestResponsePair",
     "attach",
+    "object_sockets",
 ]
 
 log = logging.getLogger("shardsim.sockets")
 
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 
-# Production's limits (reference/durable-objects.md 4.x, gotchas 21 and 24).
+# Production's limits (Cloudflare's Durable Objects websocket documentation and limits page).
 MAX_ATTACHMENT_BYTES = 16_384
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 256
@@ -120,6 +129,34 @@ class WebSocketRequestResponsePair:
         self.response = response
 
 
+class ObjectSockets:
+    """One object's sockets and hibernation settings (``Actor.sockets``)."""
+
+    __slots__ = ("auto_response", "event_timeout_ms", "sockets", "standard")
+
+    def __init__(self) -> None:
+        #: Accepted with ``ctx.acceptWebSocket``: they outlive activations.
+        self.sockets: list[WebSocket] = []
+        #: Accepted with ``ws.accept()`` by the current activation: they die with it.
+        self.standard: list[WebSocket] = []
+        self.auto_response: WebSocketRequestResponsePair | None = None
+        self.event_timeout_ms: int | None = None
+
+
+def object_sockets(actor: Actor) -> ObjectSockets:
+    """The socket state of ``actor``, made on first use."""
+    state: ObjectSockets | None = actor.sockets
+    if state is None:
+        state = actor.sockets = ObjectSockets()
+    return state
+
+
+class _EventTarget(Protocol):
+    """Where a hibernatable socket's events go (the socket service, runtime.sockets._manager)."""
+
+    async def deliver(self, actor: Actor, ws: WebSocket, kind: str, payload: Any) -> None: ...
+
+
 class WebSocket:
     """One end of a :class:`WebSocketPair`."""
 
@@ -136,6 +173,8 @@ class WebSocket:
         self._standard = False  # accept(): not hibernatable
         self._used_in_response = False
         self._owner: Actor | None = None  # the object that accepted this end
+        self._events: _EventTarget | None = None  # hibernatable: the socket service
+        self._pinned: Activation | None = None  # standard: the activation it pins while open
         self._tags: tuple[str, ...] = ()
         self._attachment: bytes | None = None
         self._auto_response_at: _dt.datetime | None = None
@@ -144,7 +183,6 @@ class WebSocket:
         self._pumping = False
         self._drained = trio.lowlevel.ParkingLot()
         self._sent_close = False
-        self._rt: Any = None  # the runtime whose nursery drains the inbox
 
     def __repr__(self) -> str:
         state = ("CONNECTING", "OPEN", "CLOSING", "CLOSED")[self.readyState]
@@ -154,8 +192,6 @@ class WebSocket:
 
     def accept(self) -> None:
         """Accept with the standard API: events go to listeners; pins the owning object."""
-        from runtime._actor import current_activation
-
         if self._used_in_response:
             raise TypeError(ACCEPT_USED_IN_RESPONSE)
         if self._accepted:
@@ -163,10 +199,11 @@ class WebSocket:
         self._accepted = True
         self._standard = True
         act = current_activation()
-        if act is not None:
+        if act is not None and not act.dead:
             self._owner = act.actor
-            act.standard_socket_list.append(self)
-            self._rt = act.actor.runtime
+            act.pin()
+            self._pinned = act
+            object_sockets(act.actor).standard.append(self)
         self._kick()
 
     def addEventListener(self, type: str, listener: Callable[[Any], Any]) -> None:
@@ -192,7 +229,10 @@ class WebSocket:
         if self._sent_close:
             return
         self._sent_close = True
-        self.readyState = CLOSING if self.readyState == OPEN else CLOSED
+        if self.readyState == OPEN:
+            self.readyState = CLOSING
+        else:
+            self._mark_closed()
         self._output(("close", (code, reason)))
 
     def serializeAttachment(self, value: Any) -> None:
@@ -214,12 +254,11 @@ class WebSocket:
     def _output(self, item: tuple[str, Any]) -> None:
         """Send ``item`` toward the other end, through the owner's output gate."""
         owner = self._owner
-        if owner is not None and owner.act is not None:
-            act = owner.act
-            if act.gate_seq > act.committed_seq:
-                act.hold_output(self, item)
-                return
-        self._transmit(item)
+        act = owner.act if owner is not None else None
+        if act is not None:
+            act.output(self._transmit, item)
+        else:
+            self._transmit(item)
 
     def _transmit_message(self, payload: str | bytes) -> None:
         """``_transmit(("message", payload))`` for a caller that checked the output gate itself."""
@@ -256,27 +295,45 @@ class WebSocket:
         self._kick()
 
     def _remote_closed(self, code: int, reason: str, was_clean: bool) -> None:
+        self._mark_closed()
+
+    def _mark_closed(self) -> None:
+        """The socket is CLOSED now: a standard socket stops pinning its activation."""
         self.readyState = CLOSED
+        act = self._pinned
+        if act is not None:
+            self._pinned = None
+            state: ObjectSockets | None = act.actor.sockets
+            if state is not None and self in state.standard:
+                state.standard.remove(self)
+            act.unpin()
+
+    def _reset_close(self) -> None:
+        """Close from our side because the object's activation ended (production: 1011)."""
+        if self.readyState != CLOSED:
+            self._sent_close = True
+            self._mark_closed()
+            self._transmit(("close", (1011, "Durable Object reset")))
 
     def _kick(self) -> None:
         """Start draining the inbox if something can consume it."""
         if self._pumping or not self._inbox or not self._accepted:
             return
-        rt = self._rt or (self._owner.runtime if self._owner is not None else None)
-        if rt is None:
-            # Accepted outside any runtime code path (a test's end): listeners
-            # are plain callbacks, call them now.
+        owner = self._owner
+        if owner is None:
+            # Accepted outside any object (a test's end): listeners are plain
+            # callbacks, call them now.
             while self._inbox:
                 self._dispatch_plain(*self._inbox.popleft())
             return
         self._pumping = True
-        rt._nursery.start_soon(self._pump)
+        owner.core.spawn(self._pump)
 
     def _dispatch_plain(self, kind: str, payload: Any) -> None:
         if kind == "message":
             event: Any = MessageEvent(payload)
         else:
-            self.readyState = CLOSED
+            self._mark_closed()
             event = CloseEvent(*payload)
         for listener in list(self._listeners.get(kind, ())):
             listener(event)
@@ -291,11 +348,15 @@ class WebSocket:
                 if owner is None:
                     self._dispatch_plain(kind, payload)
                     continue
-                if owner.runtime._closing:
+                if owner.core.closing:
                     self._inbox.clear()  # the runtime is going away; so is this socket
                     break
                 try:
-                    await owner.runtime._sockets.deliver(owner, self, kind, payload)
+                    events = self._events
+                    if events is not None:
+                        await events.deliver(owner, self, kind, payload)
+                    else:
+                        await self._deliver_to_listeners(owner, kind, payload)
                 except Exception:
                     if _runtime_closing(owner):
                         # The runtime closed under this event (its object was reset
@@ -308,14 +369,39 @@ class WebSocket:
             self._pumping = False
             self._drained.unpark_all()
 
+    async def _deliver_to_listeners(self, owner: Actor, kind: str, payload: Any) -> None:
+        """One event of a socket accepted with ``accept()``: its listeners run inside the object."""
+        if kind == "close":
+            # The standard API answers a close itself.
+            code, reason, _was_clean = payload
+            if not self._sent_close:
+                self._sent_close = True
+                self._transmit(("close", (code, reason)))
+            self._mark_closed()
+
+        async def invoke(act: Activation) -> None:
+            event: Any
+            if kind == "message":
+                event = MessageEvent(payload)
+            elif kind == "close":
+                event = CloseEvent(*payload)
+            else:
+                event = payload
+            for listener in list(self._listeners.get(kind, ())):
+                result = listener(event)
+                if inspect.isawaitable(result):
+                    await result
+
+        await owner.deliver(invoke, visible_id=owner.id.for_object())
+
     async def _wait_room(self) -> None:
         while len(self._inbox) >= INBOX_HIGH_WATER:
             await self._drained.park()
 
 
-def _runtime_closing(owner: Any) -> bool:
+def _runtime_closing(owner: Actor) -> bool:
     """Whether ``owner``'s runtime is closing (read fresh: an await may have passed)."""
-    return bool(owner.runtime._closing)
+    return owner.core.closing
 
 
 class WebSocketPair:
@@ -374,7 +460,7 @@ class Peer:
         if self._done:
             return
         self._done = True
-        self._ws.readyState = CLOSED
+        self._ws._mark_closed()
         target = self._ws._other
         if target is not None:
             target._enqueue(kind, payload)

@@ -128,7 +128,7 @@ SQL_MULTI_STATEMENT_PARAMETERS: Final = (
 SQL_ONE_NONE: Final = "Expected exactly one result from SQL query, but got no results."
 SQL_ONE_MULTIPLE: Final = "Expected exactly one result from SQL query, but got multiple results."
 
-# workerd src/workerd/api/sql.c++, SqlStorage::allowTransactions (reference 2.28, verbatim).
+# workerd src/workerd/api/sql.c++, SqlStorage::allowTransactions (verbatim).
 # Raised for BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT and RELEASE. No fields.
 SQL_TRANSACTION_STATEMENT: Final = (
     "To execute a transaction, please use the state.storage.transaction() or "

@@ -284,7 +284,7 @@ async def test_bad_alarm_times_are_refused_and_nothing_is_written(bad, autojump_
 
 
 async def test_unawaited_set_alarm_is_rolled_back_by_a_crash(autojump_clock) -> None:
-    from runtime._actor import reset_error
+    from runtime._core import reset_error
 
     async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
         stub = rt.env.T.getByName("t")
@@ -569,7 +569,7 @@ async def test_an_alarm_cut_by_the_shutdown_fires_after_a_restart(tmp_path, auto
 
 
 async def test_a_bug_in_the_alarm_path_stops_no_other_alarm(autojump_clock, monkeypatch) -> None:
-    from runtime._actor import Actor
+    from runtime._core import Actor
 
     async with open_runtime(objects={"T": Ticker}, config=config()) as rt:
         await rt.env.T.getByName("a").start(1000, 1)

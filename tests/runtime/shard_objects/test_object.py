@@ -101,6 +101,7 @@ async def test_many_timer_shards_share_the_one_scheduler(autojump_clock) -> None
         await trio.sleep(1)
         # No task per shard: the ticks are scheduler callbacks; the runtime
         # runs its scheduler and its flusher, nothing else at rest.
+        assert rt._nursery is not None
         assert len(rt._nursery.child_tasks) == 2
         for c in clients:
             assert len(c.transport.ticks()) >= 25

@@ -105,7 +105,7 @@ async def test_auto_response_does_not_wake_the_object(autojump_clock) -> None:
 
 
 async def test_sends_after_a_write_wait_for_the_commit_and_die_with_a_crash(autojump_clock) -> None:
-    from runtime._actor import reset_error
+    from runtime._core import reset_error
 
     async with open_runtime(objects={"ROOM": Room}, config=config()) as rt:
         alice, a = await connect(rt, "alice")

@@ -1,7 +1,7 @@
 """The actor: activation, input and output gates, concurrency controls, lifecycle.
 
-Each test names the production behaviour (reference/durable-objects.md,
-section 9 "Gotchas") it pins down.
+Each test names the production behaviour it pins down, as Cloudflare
+documents it or as workerd behaves.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from runtime import (
     Response,
     open_runtime,
 )
-
-from .conftest import config
+from tests.runtime.conftest import config
 
 CONSTRUCTED: list[str] = []
 
@@ -227,7 +226,7 @@ async def test_output_gate_holds_the_response_until_the_write_is_durable(autojum
 
 async def test_crash_after_the_write_before_the_flush_loses_only_that_write(autojump_clock) -> None:
     """A power cut mid-event: the unacknowledged write is gone, acknowledged ones stay."""
-    from runtime._actor import reset_error
+    from runtime._core import reset_error
 
     async with open_runtime(objects={"COUNTER": Counter}, config=config()) as rt:
         stub = rt.env.COUNTER.getByName("a")
@@ -472,7 +471,7 @@ async def test_group_commit_concurrent_sequential_callers_share_every_commit(aut
 
 async def test_a_lone_writer_commits_each_event_at_once_and_lets_other_tasks_run(autojump_clock) -> None:
     """Without company, each reply commits its own write; a loop still yields now and then."""
-    from runtime._actor import SOLO_COMMITS
+    from runtime._core import SOLO_COMMITS
 
     async with open_runtime(objects={"COUNTER": Counter}, config=config()) as rt:
         stub = rt.env.COUNTER.getByName("a")
@@ -497,36 +496,6 @@ async def test_a_lone_writer_commits_each_event_at_once_and_lets_other_tasks_run
                 assert rt.statistics().commits == before + i  # durable before the reply
             assert steps - start >= 4
             nursery.cancel_scope.cancel()
-
-
-def test_handlers_that_cannot_suspend_are_told_apart_from_those_that_may() -> None:
-    """Only a handler that may suspend needs the shielded cancel scope."""
-    from runtime._actor import _INSTANT, _MAY_SUSPEND, _PLAIN, _await_kind
-    from runtime.storage import StorageResult
-
-    async def no_await() -> int:
-        return 1
-
-    async def awaits() -> None:
-        await trio.lowlevel.checkpoint()
-
-    async def async_with() -> None:
-        async with trio.open_nursery():
-            pass
-
-    class Awaitable:
-        def __await__(self):
-            yield from ()
-
-    for fn, kind in [(no_await, _INSTANT), (awaits, _MAY_SUSPEND), (async_with, _MAY_SUSPEND)]:
-        coro = fn()
-        assert _await_kind(coro) == kind, fn.__name__
-        assert _await_kind(coro) == kind, fn.__name__  # cached
-        coro.close()
-    assert _await_kind(StorageResult(1)) == _INSTANT
-    assert _await_kind(Awaitable()) == _MAY_SUSPEND
-    assert _await_kind(None) == _PLAIN
-    assert _await_kind({"a": 1}) == _PLAIN
 
 
 async def test_stubs_reach_methods_their_class_did_not_have_when_made(autojump_clock) -> None:
@@ -787,10 +756,10 @@ async def test_no_event_is_delivered_once_the_runtime_is_closing(autojump_clock)
     async with open_runtime(objects={"COUNTER": Counter}, config=config()) as rt:
         stub = rt.env.COUNTER.getByName("a")
         await stub.increment(1)
-        rt._closing = True
+        rt._core.closing = True
         with pytest.raises(
             ObjectResetError, match=r"^The Durable Objects runtime is shutting down\.$"
         ) as info:
             await stub.increment(1)
         assert info.value.retryable
-        rt._closing = False
+        rt._core.closing = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime._lifecycle import TRANSITIONS, Lifecycle, ObjectState, Transition
+from runtime._core._lifecycle import TRANSITIONS, Lifecycle, ObjectState, Transition
 from shards import InvalidState
 
 

@@ -1,27 +1,36 @@
-"""One Durable Object: its lifecycle, its gates, and the delivery of events.
+"""One Durable Object: its lifecycle, its gates, its commits, and the delivery of events.
 
 An :class:`Actor` exists for every object that has received an event. While
 the object is live it has an :class:`Activation`: the instance, its ``ctx``,
 its storage, and everything that dies with it (in-flight events, background
 tasks, held outputs). Hibernation, eviction and reset end the activation; the
-next event starts a new one, which re-runs the constructor.
+next event starts a new one, which re-runs the constructor. :class:`Core`
+holds what all actors share (the host, the flusher, the counters) and is
+owned by the runtime that composes it; the core reaches that runtime only
+through the :class:`ActorHost` protocol defined here.
 
 Invariants:
 
 * Events of one object never run in parallel (trio is single-threaded) and
   interleave only at real suspensions. Storage calls never suspend, so while
   a handler "awaits its own storage" no other event can start (input gate).
-* Calls through one stub start in the order they were issued (tickets).
+* Calls through one stub start in the order they were issued (StubOrder).
 * ``blockConcurrencyWhile`` and ``storage.transaction`` close the input gate:
   no new event starts until it reopens.
-* Output gate: every output (RPC result, fetch response, an outbound call)
-  waits until the writes made before it are committed, one SQLite
-  transaction per batch. The output waiting commits the batch itself: after
-  one scheduling step when other events may be writing too, so many events
-  share one commit (group commit), at once when its task writes alone
-  (``Activation.commit_through``). Writes no output waits for are committed
-  by the runtime's flusher. If a commit fails, the waiting outputs become
-  errors and the object is reset.
+* The activation owns its commits. :meth:`Activation.commit` is the one
+  place a write batch becomes durable (one SQLite transaction) and the
+  outputs waiting for it are released; everything else that commits (the
+  output gate, the flusher, a graceful end) goes through it.
+* Output gate: every output (RPC result, fetch response, a websocket frame,
+  an outbound call) waits until the writes made before it are committed.
+  :meth:`Activation.output_gate` is the gate for outputs that can wait; the
+  waiter commits the batch itself, after one scheduling step when other
+  events may be writing too, so many events share one commit (group
+  commit), or at once when its task writes alone. :meth:`Activation.output`
+  is the gate for outputs that cannot wait (``ws.send`` is synchronous):
+  they are held and released by the commit. Writes no output waits for are
+  committed by the :class:`Flusher`. If a commit fails, the waiting outputs
+  become errors and the object is reset.
 * A handler runs in its caller's task, shielded from the caller's
   cancellation; a handler that cannot suspend needs no shield and gets none.
   Events nobody waits for (alarms) run in a dispatcher's task, whose one
@@ -35,46 +44,56 @@ Invariants:
 from __future__ import annotations
 
 import contextvars
-import dis
-import inspect
 import logging
-import types
+import random
 from collections.abc import Awaitable, Callable, Generator
-from types import CodeType, CoroutineType
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar
 
 import trio
 
-from shards._errors import DurableObjectError, ObjectResetError
+from runtime._clock import RuntimeClock
+from runtime._config import RuntimeConfig
+from runtime._scheduler import Scheduler, TimerHandle
+from shards._errors import DurableObjectError, StorageError
 
+from ._awaits import INSTANT, MAY_SUSPEND, await_kind, await_watched, settle
+from ._errors import (
+    ABORTED_MESSAGE,
+    BCW_TIMEOUT_MESSAGE,
+    CONNECTION_LOST_MESSAGE,
+    CONSTRUCTOR_FAILED_MESSAGE,
+    SHUTTING_DOWN_MESSAGE,
+    STORAGE_RESET_MESSAGE,
+    DurableObjectAbort,
+    overloaded_error,
+    remote_error,
+    reset_error,
+)
 from ._lifecycle import Lifecycle, ObjectState, Transition
-from ._object import DurableObjectAbort, DurableObjectState, Pending
-from .storage import DurableObjectStorage, ObjectDatabase, StorageResult
+from ._order import StubOrder
 
 if TYPE_CHECKING:
-    from ._ids import DurableObjectId
-    from ._runtime import Runtime
-    from ._scheduler import TimerHandle
+    from runtime._ids import DurableObjectId
+    from runtime.storage import DurableObjectStorage, ObjectDatabase
 
-__all__ = ["Activation", "Actor", "current_activation"]
+__all__ = [
+    "SOLO_COMMITS",
+    "Activation",
+    "Actor",
+    "ActorHost",
+    "Core",
+    "Flusher",
+    "Pending",
+    "current_activation",
+    "outbound_gate",
+]
 
 log = logging.getLogger("shardsim.runtime")
 T = TypeVar("T")
 
-# Production's texts (reference/durable-objects.md 1.31, 1.53, 1.58).
-BCW_TIMEOUT_MESSAGE = (
-    "A call to blockConcurrencyWhile() in a Durable Object waited for too long. "
-    "The call was canceled and the Durable Object was reset."
-)
-OVERLOADED_MESSAGE = "Durable Object is overloaded. Too many requests queued."
-CONNECTION_LOST_MESSAGE = "Network connection lost."
-SHUTTING_DOWN_MESSAGE = "The Durable Objects runtime is shutting down."
 #: A lone writer commits at once, but takes a scheduling step once in this
 #: many commits (see Activation.commit_through).
-SOLO_COMMITS = 16
-STORAGE_RESET_MESSAGE = (
-    "Internal error in Durable Object storage caused object to be reset; reference = {ref}"
-)
+SOLO_COMMITS: Final = 16
 
 _current: contextvars.ContextVar[Activation | None] = contextvars.ContextVar(
     "shardsim_activation", default=None
@@ -89,103 +108,197 @@ def current_activation() -> Activation | None:
     return _current.get()
 
 
-def reset_error(message: str, *, retryable: bool = False) -> ObjectResetError:
-    err = ObjectResetError(message)
-    err.durableObjectReset = True
-    err.retryable = retryable
-    return err
+def outbound_gate() -> Awaitable[None] | None:
+    """What an outbound call (to another object, to D1) awaits before it leaves its object.
 
-
-# What awaiting a handler's return value involves (see _await_kind).
-_PLAIN = 0  # not awaitable: the value itself
-_INSTANT = 1  # awaitable, and never yields to trio
-_MAY_SUSPEND = 2
-
-
-def _await_kind(value: object) -> int:
-    """Classify a handler's return value: plain, instantly awaited, or may suspend.
-
-    A coroutine can only suspend at an ``await`` (or ``async with``/``async
-    for``), which compiles to a yield instruction; a coroutine whose code
-    has none runs to its end in one step, so nothing can cancel it half
-    way. Storage results never suspend either. Any other awaitable may.
+    Production's output gate holds new outbound requests too: inside an
+    object, a call that follows a write waits until the write is durable,
+    and fails with the object's error if the write was lost. None: nothing
+    to wait for (no object is running, or none of its writes is unconfirmed).
     """
-    t = type(value)
-    if t is CoroutineType:
-        code = value.cr_code  # type: ignore[attr-defined]
-        entry = _NO_YIELD.get(id(code))
-        if entry is None or entry[0] is not code:
-            if len(_NO_YIELD) >= _NO_YIELD_MAX:
-                _NO_YIELD.clear()  # only code made at run time (exec, reloads) gets here often
-            entry = _NO_YIELD[id(code)] = (
-                code,
-                not any(ins.opcode in _YIELD_OPCODES for ins in dis.get_instructions(code)),
-            )
-        return _INSTANT if entry[1] else _MAY_SUSPEND
-    if value is None:
-        return _PLAIN
-    if t is StorageResult:
-        return _INSTANT
-    return _MAY_SUSPEND if inspect.isawaitable(value) else _PLAIN
+    act = _current.get()
+    return None if act is None else act.output_gate()
 
 
-@types.coroutine
-def _await_watched(awaitable: Any, on_suspend: Callable[[], None]) -> Generator[Any, Any, Any]:
-    """Await ``awaitable`` here, calling ``on_suspend()`` before it first yields to trio.
+class ActorHost(Protocol):
+    """What the core needs from the runtime that composes it.
 
-    Awaits that finish at once (storage results) never reach trio, so a
-    coroutine made only of those runs to its end without ``on_suspend``.
-    What trio sends or throws in is passed on unchanged.
+    Invariants the host keeps:
+
+    * ``open_database`` returns a database nothing else holds open for the
+      object; the core closes it when the object is no longer live.
+    * ``make_storage`` and then ``make_context`` are called once per
+      activation, before the constructor (``construct``) runs; ``construct``
+      runs with the activation current.
+    * ``activation_ended`` is called once per ended activation, after it is
+      dead, its writes committed (graceful end) or dropped (reset), its
+      tasks cancelled and its database closed; the object is already in its
+      new lifecycle state.
+    * ``alarm_changed`` is called from inside a storage call, after the new
+      alarm time landed in the open batch.
+    * None of these calls suspends.
     """
-    steps = awaitable if type(awaitable) is CoroutineType else awaitable.__await__()
-    try:
-        trap = steps.send(None)
-    except StopIteration as stop:
-        return stop.value
-    on_suspend()
-    while True:
-        try:
-            sent = yield trap
-        except GeneratorExit:
-            steps.close()
-            raise
-        except BaseException as exc:  # thrown in by trio: pass it on, as await does
-            throw = getattr(steps, "throw", None)
-            if throw is None:
-                raise
-            try:
-                trap = throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                trap = steps.send(sent)
-            except StopIteration as stop:
-                return stop.value
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start ``fn(*args)`` as a task of the runtime."""
+
+    def open_database(self, actor: Actor) -> ObjectDatabase:
+        """Open the object's database."""
+
+    def make_storage(self, act: Activation) -> DurableObjectStorage:
+        """The storage API (``ctx.storage``) of a new activation; ``act`` is its storage host."""
+
+    def make_context(self, act: Activation, visible_id: DurableObjectId) -> Any:
+        """The ``ctx`` of a new activation (made after its storage), whose ``ctx.id`` is ``visible_id``."""
+
+    def construct(self, actor: Actor, ctx: Any) -> Any:
+        """Run the constructor of the object's class with ``ctx`` and ``env``; returns the instance."""
+
+    def alarm_changed(self, actor: Actor, scheduled_ms: int | None) -> None:
+        """Storage set (or, with None, deleted) the object's alarm in the open batch."""
+
+    def activation_ended(self, actor: Actor, act: Activation, transition: Transition) -> None:
+        """``act`` ended by ``transition`` (hibernation, eviction or reset)."""
 
 
-def _settle(awaitable: Any) -> Any:
-    """Run an awaitable that cannot suspend (``_INSTANT``) to its end, outside any await.
+class Pending(Generic[T]):
+    """The result of background work that may be awaited, or dropped safely.
 
-    Returns its value; what it raises propagates.
+    Awaiting creates the waiting coroutine only then, so a dropped ``Pending``
+    never produces a "coroutine was never awaited" warning.
     """
-    steps = awaitable if type(awaitable) is CoroutineType else awaitable.__await__()
-    try:
-        steps.send(None)
-    except StopIteration as stop:
-        return stop.value
-    # _await_kind found no yield in its code: this cannot happen.
-    steps.close()
-    raise RuntimeError(f"{awaitable!r} suspended, though it has no await; please file a bug")
+
+    __slots__ = ("_error", "_event", "_value")
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    def set_value(self, value: T) -> None:
+        self._value = value
+        self._event.set()
+
+    def set_error(self, error: BaseException) -> None:
+        self._error = error
+        self._event.set()
+
+    @property
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    async def _wait(self) -> T:
+        await self._event.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
+
+    def __await__(self) -> Generator[Any, None, T]:
+        return self._wait().__await__()
 
 
-#: Yield instructions, by opcode (YIELD_FROM is gone from 3.12 on).
-_YIELD_OPCODES: Final = frozenset(
-    dis.opmap[name] for name in ("YIELD_VALUE", "YIELD_FROM") if name in dis.opmap
-)
-#: id(code) -> (code, has no yield). The code object is kept so its id is never reused.
-_NO_YIELD: dict[int, tuple[CodeType, bool]] = {}
-_NO_YIELD_MAX: Final = 4096
+class Flusher:
+    """Commits dirty objects' write batches: one transaction per object per round.
+
+    A round starts one scheduling step after the first write, so every event
+    runnable at that moment adds its writes first (group commit).
+    """
+
+    def __init__(self) -> None:
+        self._dirty: dict[Actor, None] = {}
+        self._lot = trio.lowlevel.ParkingLot()
+
+    def mark_dirty(self, actor: Actor) -> None:
+        if actor not in self._dirty:
+            self._dirty[actor] = None
+            if len(self._dirty) == 1:
+                self._lot.unpark_all()
+
+    def forget(self, actor: Actor) -> None:
+        if self._dirty:
+            self._dirty.pop(actor, None)
+
+    def flush_all(self) -> None:
+        """Commit every dirty object now (a failed commit resets that object only)."""
+        batch, self._dirty = self._dirty, {}
+        for actor in batch:
+            act = actor.act
+            if act is not None and not act.dead:
+                act.commit_or_reset()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            if not self._dirty:
+                await self._lot.park()
+                continue
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            self.flush_all()
+
+
+class Core:
+    """What every actor of one runtime shares: the host, the actors, the flusher, the counters."""
+
+    def __init__(
+        self,
+        host: ActorHost,
+        *,
+        config: RuntimeConfig,
+        clock: RuntimeClock,
+        scheduler: Scheduler,
+        rng: random.Random,
+    ) -> None:
+        self.host = host
+        self.config = config
+        self.clock = clock
+        self.scheduler = scheduler
+        self.rng = rng
+        #: trio's clock, read directly: the end of every event reads it.
+        self.now: Callable[[], float] = trio.lowlevel.current_clock().current_time
+        self.actors: dict[tuple[str, str], Actor] = {}
+        self.flusher = Flusher()
+        #: Set when closing starts: from then on no event is delivered, so
+        #: nothing reactivates an object (and re-locks its file) mid-shutdown.
+        self.closing = False
+        self.events = 0
+        self.commits = 0
+        self.committed_writes = 0
+        #: Commits made at an output gate without a scheduling step since the
+        #: last one that took it (Activation.commit_through).
+        self.unyielded_commits = 0
+
+    def actor_for(self, binding: str, object_id: DurableObjectId) -> Actor:
+        """The actor of ``object_id`` in ``binding``, made on first use (it activates nothing)."""
+        key = (binding, object_id.toString())
+        actor = self.actors.get(key)
+        if actor is None:
+            actor = self.actors[key] = Actor(self, binding, object_id)
+        return actor
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start ``fn(*args)`` as a task of the runtime."""
+        self.host.spawn(fn, *args)
+
+    def commit_everything(self) -> None:
+        """Commit every live object's open batch now (so that their databases can close).
+
+        Rare (thousands of objects writing at once, or shutting down) and
+        O(objects); committing a batch early is always allowed, it only makes
+        writes durable sooner.
+        """
+        self.flusher.flush_all()
+        for actor in list(self.actors.values()):
+            act, db = actor.act, actor.db
+            if act is not None and not act.dead and db is not None and db.dirty and db.can_commit:
+                act.commit_or_reset()
+
+    def close(self) -> None:
+        """Stop delivering events, commit what is pending and evict every live object (gracefully)."""
+        self.closing = True
+        self.flusher.flush_all()
+        for actor in list(self.actors.values()):
+            if actor.act is not None:
+                actor.evict()
 
 
 class Activation:
@@ -193,7 +306,6 @@ class Activation:
 
     __slots__ = (
         "actor",
-        "background",
         "committed_seq",
         "committer",
         "crowded",
@@ -208,9 +320,9 @@ class Activation:
         "in_flight",
         "instance",
         "output_lot",
+        "pins",
         "retry_alarm",
         "scopes",
-        "standard_socket_list",
         "storage",
         "write_seq",
     )
@@ -218,11 +330,12 @@ class Activation:
     def __init__(self, actor: Actor) -> None:
         self.actor = actor
         self.instance: Any = None
-        self.ctx: DurableObjectState | None = None
+        self.ctx: Any = None
         self.storage: DurableObjectStorage | None = None
         self.scopes: set[trio.CancelScope] = set()
         self.in_flight = 0
-        self.background = 0
+        #: Background tasks and other pins (pin/unpin): they keep the instance in memory.
+        self.pins = 0
         self.gate_closers = 0
         self.write_seq = 0  # every write landed in the open batch
         self.gate_seq = 0  # the last write outputs must wait for (not allowUnconfirmed ones)
@@ -236,14 +349,15 @@ class Activation:
         self.output_lot = trio.lowlevel.ParkingLot()
         self.dead = False
         self.error: BaseException = reset_error(CONNECTION_LOST_MESSAGE, retryable=True)
+        #: Whether an alarm interrupted by ctx.abort() is tried again (abort's retryAlarm option).
         self.retry_alarm = True
-        # Websocket frames sent while writes were unconfirmed: (gate seq, socket, frame).
-        self.held: list[tuple[int, Any, tuple[str, Any]]] = []
-        self.standard_socket_list: list[Any] = []
+        # Outputs that could not wait, held for unconfirmed writes: (gate seq, send, item).
+        self.held: list[tuple[int, Callable[[Any], None], Any]] = []
         # Production evicts a pinned idle object after 70-140 s: one seeded
         # draw per activation.
-        lo, hi = actor.runtime.config.evict_after
-        self.evict_delay = actor.runtime.rng.uniform(lo, hi)
+        core = actor.core
+        lo, hi = core.config.evict_after
+        self.evict_delay = core.rng.uniform(lo, hi)
 
     # -- StorageHost -------------------------------------------------------
 
@@ -256,7 +370,7 @@ class Activation:
             # blockConcurrencyWhile callback wrote): the flusher commits it.
             # Events commit their own batch at their reply (see deliver), so
             # waking the flusher for them would only cost a task switch.
-            self.actor.runtime._flusher.mark_dirty(self.actor)
+            self.actor.core.flusher.mark_dirty(self.actor)
 
     async def wait_durable(self) -> None:
         await self.wait_committed(self.write_seq)
@@ -267,23 +381,131 @@ class Activation:
     def open_input_gate(self) -> None:
         self.gate_closers -= 1
         if self.gate_closers == 0:
-            db = self.actor.db
+            actor = self.actor
+            db = actor.db
             if db is not None and db.dirty:
                 # A transaction() kept the flusher off this batch; commit it now.
-                self.actor.runtime._flusher.mark_dirty(self.actor)
-            self.actor.wake_gate()
+                actor.core.flusher.mark_dirty(actor)
+            actor.wake_gate()
 
     def check_alive(self) -> None:
         if self.dead:
             raise self.error
 
     def alarm_changed(self, scheduled_ms: int | None) -> None:
-        self.actor.runtime._alarm_changed(self.actor, scheduled_ms)
+        actor = self.actor
+        actor.core.host.alarm_changed(actor, scheduled_ms)
+
+    # -- commit --------------------------------------------------------------
+
+    def commit(self) -> None:
+        """Commit the open batch now and release the outputs waiting for it.
+
+        Inside a ``storage.transaction()`` this does nothing: that batch
+        commits when the transaction's gate reopens.
+
+        Raises:
+            ObjectResetError: the object was reset already (its error), or
+                the commit failed: the object is then reset, the batch lost.
+        """
+        if self.dead:
+            raise self.error
+        try:
+            self._write_batch()
+        except DurableObjectError as exc:
+            self.actor.reset(exc, lose_writes=True)
+            raise
+
+    def commit_or_reset(self) -> bool:
+        """:meth:`commit` for a committer nobody waits on; returns whether it succeeded.
+
+        A failed commit resets the object, and its waiting outputs carry the
+        error: there is nothing more to report.
+        """
+        try:
+            self.commit()
+        except DurableObjectError:
+            return False
+        return True
+
+    def _write_batch(self) -> None:
+        """The commit itself; a failure raises the reset error and resets nothing."""
+        actor = self.actor
+        db = actor.db
+        if db is None or not db.dirty:
+            self.committed_seq = self.write_seq
+            self.output_lot.unpark_all()
+            self.release_held()
+            return
+        if not db.can_commit:
+            return  # inside storage.transaction(); committed when its gate opens
+        core = actor.core
+        core.flusher.forget(actor)
+        seq = self.write_seq
+        try:
+            db.commit()
+        except StorageError as exc:
+            message = STORAGE_RESET_MESSAGE.format(ref=actor.id.toString()[:16]) + f" ({exc})"
+            raise reset_error(message) from exc
+        core.commits += 1
+        core.committed_writes += seq - self.committed_seq
+        self.committed_seq = seq
+        if self.output_lot:
+            self.output_lot.unpark_all()
+        if self.held:
+            self.release_held()
 
     # -- the output gate ---------------------------------------------------
 
+    def output_gate(self) -> Awaitable[None] | None:
+        """The output gate for an output that can wait (a reply, an outbound call).
+
+        Returns None when the output may go now: no confirmed write is
+        unconfirmed, or this task writes alone and committed at once (see
+        :meth:`commit_through`). Otherwise returns what to await first. Not
+        async itself: most outputs follow no write, and a coroutine costs
+        more than the check.
+
+        Raises:
+            ObjectResetError: writes the output follows were lost (a reset).
+        """
+        seq = self.gate_seq
+        if self.committed_seq >= seq or self.commit_alone(seq):
+            return None
+        return self.commit_through(seq)
+
+    @property
+    def outputs_held(self) -> bool:
+        """Whether an output that cannot wait must be held now (:meth:`output`, :meth:`hold`)."""
+        return self.gate_seq > self.committed_seq
+
+    def output(self, send: Callable[[Any], None], item: Any) -> None:
+        """The output gate for an output that cannot wait: ``send(item)`` now, or once the writes before it are durable.
+
+        Held outputs go out in order when their commit lands and are dropped
+        if the object resets first.
+        """
+        if self.gate_seq > self.committed_seq:
+            self.held.append((self.gate_seq, send, item))
+        else:
+            send(item)
+
+    def hold(self, send: Callable[[Any], None], item: Any) -> None:
+        """Hold ``send(item)`` for the writes made so far (when :attr:`outputs_held` was found true)."""
+        self.held.append((self.gate_seq, send, item))
+
+    def release_held(self) -> None:
+        """Send the held outputs whose writes are now committed, in order."""
+        if not self.held:
+            return
+        committed = self.committed_seq
+        ready = [entry for entry in self.held if entry[0] <= committed]
+        self.held = [entry for entry in self.held if entry[0] > committed]
+        for _seq, send, item in ready:
+            send(item)
+
     async def wait_committed(self, seq: int) -> None:
-        """Wait until writes up to ``seq`` are durable (the output gate)."""
+        """Wait until writes up to ``seq`` are durable."""
         while self.committed_seq < seq:
             if self.dead:
                 raise self.error
@@ -291,12 +513,8 @@ class Activation:
         if self.dead and self.committed_seq < seq:
             raise self.error
 
-    async def output_gate(self) -> None:
-        if self.committed_seq < self.gate_seq:
-            await self.commit_through(self.gate_seq)
-
     async def commit_through(self, seq: int) -> None:
-        """The output gate: return once writes up to ``seq`` are durable.
+        """Return once writes up to ``seq`` are durable, committing them here.
 
         The waiter commits the open batch itself instead of waiting for the
         flusher's next round. Group commit: it first takes one scheduling
@@ -311,10 +529,10 @@ class Activation:
         cannot see other writers coming, we go by what the object saw last:
         if its last commit was made by this same task after a step that
         found no other event waiting (``crowded`` false), this task writes
-        alone and commits at once. Any other task, or a step that found
-        company, takes the step again. A lone writer still steps every
-        ``SOLO_COMMITS`` commits, so a loop of calls cannot keep other tasks
-        from running for long.
+        alone and commits at once (:meth:`commit_alone`). Any other task, or
+        a step that found company, takes the step again. A lone writer still
+        steps every ``SOLO_COMMITS`` commits, so a loop of calls cannot keep
+        other tasks from running for long.
         """
         if self.committed_seq >= seq or self.commit_alone(seq):
             return
@@ -323,14 +541,13 @@ class Activation:
             await trio.lowlevel.cancel_shielded_checkpoint()
         finally:
             self.gate_waiters -= 1
-        rt = self.actor.runtime
-        rt._unyielded_commits = 0
+        self.actor.core.unyielded_commits = 0
         if self.committed_seq >= seq:
             return
         # Whether the step found company decides how the next write commits.
         self.crowded = self.gate_waiters > 0
         self.committer = trio.lowlevel.current_task()
-        self._commit_batch()
+        self.commit()
         if self.committed_seq < seq:
             await self.wait_committed(seq)
 
@@ -340,65 +557,46 @@ class Activation:
         Returns whether writes up to ``seq`` are durable; if not, await
         :meth:`commit_through`. Never suspends.
         """
-        rt = self.actor.runtime
+        core = self.actor.core
         if (
             self.committer is not trio.lowlevel.current_task()
             or self.crowded
-            or rt._unyielded_commits >= SOLO_COMMITS
+            or core.unyielded_commits >= SOLO_COMMITS
         ):
             return False
-        rt._unyielded_commits += 1
-        self._commit_batch()
+        core.unyielded_commits += 1
+        self.commit()
         return self.committed_seq >= seq
 
-    def _commit_batch(self) -> None:
-        """Commit the open batch now (not inside another task's transaction())."""
-        if self.dead:
-            raise self.error
-        actor = self.actor
-        if actor.db is not None:
-            try:
-                actor.runtime._commit(actor, self)  # a no-op inside a transaction()
-            except DurableObjectError as exc:
-                actor.reset(exc, lose_writes=True)
-                raise
-
-    # -- concurrency controls (ctx) ------------------------------------------
+    # -- pins ----------------------------------------------------------------
 
     @property
     def pinned(self) -> bool:
         """Something other than an in-flight event keeps the instance in memory.
 
-        Background tasks (production: pending timers), a held input gate,
-        and sockets accepted with the standard ``accept()`` API.
+        Background tasks (production: pending timers), other pins (a socket
+        accepted with the standard ``accept()`` API, a ticking timer), and a
+        held input gate.
         """
-        if self.background > 0 or self.gate_closers > 0:
-            # A blockConcurrencyWhile callback or a transaction still runs.
-            return True
-        return any(ws.readyState != 3 for ws in self.standard_socket_list)
+        return self.pins > 0 or self.gate_closers > 0
 
-    def hold_output(self, ws: Any, item: tuple[str, Any]) -> None:
-        """Hold a websocket frame until the writes made before it are durable."""
-        self.held.append((self.gate_seq, ws, item))
+    def pin(self) -> None:
+        """Keep the instance in memory (no hibernation) until the matching :meth:`unpin`."""
+        self.pins += 1
 
-    def release_held(self) -> None:
-        """Send the held frames whose writes are now committed, in order."""
-        if not self.held:
-            return
-        committed = self.committed_seq
-        ready = [entry for entry in self.held if entry[0] <= committed]
-        self.held = [entry for entry in self.held if entry[0] > committed]
-        for _seq, ws, item in ready:
-            ws._transmit(item)
+    def unpin(self) -> None:
+        """Undo one :meth:`pin`; an object left with nothing to do goes idle."""
+        self.pins -= 1
+        if not self.dead and self.in_flight == 0 and self.pins == 0:
+            self.actor.schedule_idle()
 
-    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        self.actor.runtime._nursery.start_soon(fn, *args)
+    # -- concurrency controls (ctx) ------------------------------------------
 
     def block_concurrency_while(self, callback: Callable[[], Awaitable[T]] | Awaitable[T]) -> Pending[T]:
         self.check_alive()
         pending: Pending[T] = Pending()
         self.close_input_gate()
-        self._spawn(self._run_blocking, callback, pending)
+        self.actor.core.spawn(self._run_blocking, callback, pending)
         return pending
 
     async def _run_blocking(
@@ -406,7 +604,7 @@ class Activation:
     ) -> None:
         token = _current.set(self)
         bcw_token = _in_bcw.set(self)
-        timeout = self.actor.runtime.config.block_concurrency_timeout
+        timeout = self.actor.core.config.block_concurrency_timeout
         try:
             with trio.CancelScope() as scope:
                 self.scopes.add(scope)
@@ -440,15 +638,16 @@ class Activation:
     def start_background(
         self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], limit: float | None
     ) -> None:
+        """Run ``fn(*args)`` as a task of this activation: it pins the object and dies with it."""
         self.check_alive()
-        self.background += 1
-        self._spawn(self._run_background, fn, args, limit)
+        self.pins += 1
+        self.actor.core.spawn(self._run_background, fn, args, limit)
 
     def wait_until(self, awaitable: Awaitable[Any]) -> None:
-        async def settle() -> None:
+        async def settle_it() -> None:
             await awaitable
 
-        self.start_background(settle, (), self.actor.runtime.config.wait_until_limit)
+        self.start_background(settle_it, (), self.actor.core.config.wait_until_limit)
 
     async def _run_background(
         self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], limit: float | None
@@ -468,91 +667,12 @@ class Activation:
                     self.scopes.discard(scope)
         finally:
             _current.reset(token)
-            self.background -= 1
-            if not self.dead and self.in_flight == 0 and self.background == 0:
-                self.actor.schedule_idle()
+            self.unpin()
 
     def abort(self, reason: str | None, *, retry_alarm: bool) -> None:
+        """Reset the object now (``ctx.abort``); the caller then raises :class:`DurableObjectAbort`."""
         self.retry_alarm = retry_alarm
-        message = reason if reason is not None else "Durable Object was aborted."
-        self.actor.reset(reset_error(message), lose_writes=True)
-
-
-def remote_error(exc: BaseException) -> BaseException:
-    """Rebuild ``exc`` for a caller: same type name and message, production's flags.
-
-    Production keeps the error's name and message but not its stack or own
-    properties. Built-in exceptions (and ours) are rebuilt as the same type;
-    others become :class:`~shards.RemoteError` carrying the original name.
-    """
-    from shards._errors import RemoteError
-
-    if isinstance(exc, DurableObjectError) and getattr(exc, "remote", False):
-        return exc  # already converted by a nested call
-    message = str(exc)
-    cls = type(exc)
-    rebuilt: BaseException
-    if cls.__module__ in ("builtins", "shards._errors"):
-        try:
-            rebuilt = cls(message)
-        except Exception:
-            rebuilt = RemoteError(cls.__name__, message)
-    else:
-        rebuilt = RemoteError(cls.__name__, message)
-    for flag in ("retryable", "overloaded", "durableObjectReset"):
-        setattr(rebuilt, flag, bool(getattr(exc, flag, False)))
-    rebuilt.remote = True  # type: ignore[attr-defined]
-    return rebuilt
-
-
-class _Breakable(Protocol):
-    """What a call comes through: a stub, which an error that reset the object breaks."""
-
-    _broken: BaseException | None
-
-
-class StubOrder:
-    """Per-stub FIFO: calls through one stub start in the order they were issued.
-
-    A call that gives up before its turn (its caller was cancelled) is
-    skipped, so it never blocks the calls issued after it.
-    """
-
-    __slots__ = ("_finished", "_lot", "_next", "_serving")
-
-    def __init__(self) -> None:
-        self._next = 0
-        self._serving = 0
-        self._finished: set[int] = set()
-        self._lot = trio.lowlevel.ParkingLot()
-
-    def take(self) -> int:
-        ticket = self._next
-        self._next += 1
-        return ticket
-
-    def take_if_first(self) -> bool:
-        """Take a ticket and mark it done at once, if no earlier call is outstanding."""
-        if self._serving != self._next:
-            return False
-        self._next += 1
-        self._serving += 1
-        return True
-
-    async def wait_turn(self, ticket: int) -> None:
-        while self._serving != ticket:
-            await self._lot.park()
-
-    def done(self, ticket: int) -> None:
-        """The call holding ``ticket`` has started (or given up)."""
-        self._finished.add(ticket)
-        advanced = False
-        while self._serving in self._finished:
-            self._finished.discard(self._serving)
-            self._serving += 1
-            advanced = True
-        if advanced:
-            self._lot.unpark_all()
+        self.actor.reset(reset_error(reason if reason is not None else ABORTED_MESSAGE), lose_writes=True)
 
 
 class Actor:
@@ -562,12 +682,9 @@ class Actor:
         "_gate_lot",
         "act",
         "activations",
-        "alarm_rearmed_ms",
-        "alarm_retry",
-        "alarm_running",
-        "alarm_timer",
-        "alarm_touched",
+        "alarm",
         "binding",
+        "core",
         "db",
         "events",
         "id",
@@ -575,12 +692,11 @@ class Actor:
         "last_active",
         "lifecycle",
         "queued",
-        "runtime",
         "sockets",
     )
 
-    def __init__(self, runtime: Runtime, binding: str, object_id: DurableObjectId) -> None:
-        self.runtime = runtime
+    def __init__(self, core: Core, binding: str, object_id: DurableObjectId) -> None:
+        self.core = core
         self.binding = binding
         self.id = object_id
         self.lifecycle = Lifecycle()
@@ -592,12 +708,12 @@ class Actor:
         self.activations = 0
         self.queued = 0
         self.last_active = 0.0
-        self.alarm_timer: TimerHandle | None = None
-        self.alarm_running = False
-        self.alarm_retry = 0
-        self.alarm_touched = False
-        self.alarm_rearmed_ms: int | None = None  # what setAlarm/deleteAlarm left during a run
-        self.sockets: Any = None  # runtime.sockets.ObjectSockets, made on first accept
+        #: The alarm service's state for this object (runtime._alarms), made
+        #: when the object first has an alarm; the core never reads it.
+        self.alarm: Any = None
+        #: The socket service's state for this object (runtime.sockets), made
+        #: when the object first accepts a socket; the core never reads it.
+        self.sockets: Any = None
 
     def __repr__(self) -> str:
         return f"<{self.binding} {self.id.toString()[:12]}… {self.lifecycle.state.value}>"
@@ -626,7 +742,7 @@ class Actor:
 
     def database(self) -> ObjectDatabase:
         if self.db is None:
-            self.db = self.runtime._open_database(self)
+            self.db = self.core.host.open_database(self)
         return self.db
 
     def close_idle_database(self) -> None:
@@ -637,21 +753,20 @@ class Actor:
 
     def activate(self, visible_id: DurableObjectId) -> Activation:
         """Construct the instance (runs the user's constructor)."""
-        rt = self.runtime
+        host = self.core.host
         act = Activation(self)
-        act.storage = rt._make_storage(self, act)
-        act.ctx = DurableObjectState(act, visible_id, act.storage)
-        cls = rt._classes[self.binding]
+        act.storage = host.make_storage(act)
+        act.ctx = host.make_context(act, visible_id)
         self.act = act
         self.activations += 1
         self.lifecycle.apply(Transition.EVENT)
         token = _current.set(act)
         try:
-            act.instance = cls(act.ctx, rt.env)
+            act.instance = host.construct(self, act.ctx)
         except BaseException:
             # A constructor that raised leaves the object inactive; the next
             # event tries again.
-            self.reset(reset_error("constructor failed"), lose_writes=True)
+            self.reset(reset_error(CONSTRUCTOR_FAILED_MESSAGE), lose_writes=True)
             raise
         finally:
             _current.reset(token)
@@ -665,7 +780,6 @@ class Actor:
         visible_id: DurableObjectId,
         order: StubOrder | None = None,
         finish: Callable[[Any], Any] | None = None,
-        breaks: _Breakable | None = None,
         time_limit: float | None = None,
     ) -> Any:
         """Deliver one event and return its result, once the output gate allows.
@@ -673,10 +787,11 @@ class Actor:
         ``invoke(act)`` runs the handler: it returns the result, or an
         awaitable of it. ``finish(result)`` (RPC: copy the result out) runs
         after it, still inside the event; what it raises is the handler's
-        error. An error that reset the object is also stored as
-        ``breaks._broken`` (the stub the call came through). A handler that
-        may suspend and is still running ``time_limit`` seconds after it
-        began is cancelled, and the event fails with ``trio.TooSlowError``.
+        error. ``order`` is the stub the call came through: the call starts
+        in its turn, and an error that reset the object breaks the stub
+        (``order.broken``). A handler that may suspend and is still running
+        ``time_limit`` seconds after it began is cancelled, and the event
+        fails with ``trio.TooSlowError``.
 
         The handler runs in the caller's task (a task per event would cost
         more than the event), shielded from the caller's cancellation: a
@@ -684,23 +799,26 @@ class Actor:
         which production never does either; the caller sees its
         cancellation once the handler has finished. Resets (crash, abort,
         eviction) still cancel the handler through its own scope. A handler
-        that cannot suspend (see :func:`_await_kind`) needs neither, and
-        runs without a scope: trio's cancel scopes cost as much as a third
-        of a small event.
+        that cannot suspend (see ``await_kind``) needs neither, and runs
+        without a scope: trio's cancel scopes cost as much as a third of a
+        small event.
         """
         try:
             caller = _current.get()
-            if caller is not None and not caller.dead and caller.committed_seq < caller.gate_seq:
-                # Output gate on outbound calls: a call that follows a write waits for it.
-                await caller.commit_through(caller.gate_seq)
+            if caller is not None:
+                # An outbound call from inside an object: its output gate first.
+                gate = caller.output_gate()
+                if gate is not None:
+                    await gate
             # The common case inline: a live object, its input gate open, no
             # earlier call of this stub outstanding. Else wait in _enter.
             act = self.act
+            core = self.core
             if (
                 act is not None
                 and not act.gate_closers
-                and not self.runtime._closing
-                and self.queued < self.runtime.config.max_queued_events
+                and not core.closing
+                and self.queued < core.config.max_queued_events
                 and (order is None or order.take_if_first())
             ):
                 self._begin_event(act)
@@ -712,10 +830,10 @@ class Actor:
                 token = _current.set(act)
                 try:
                     result = invoke(act)
-                    kind = _await_kind(result)
-                    if kind == _MAY_SUSPEND:
+                    kind = await_kind(result)
+                    if kind == MAY_SUSPEND:
                         result = await self._run_shielded(act, result, time_limit)
-                    elif kind == _INSTANT:
+                    elif kind == INSTANT:
                         result = await result
                     if finish is not None and not act.dead:
                         result = finish(result)
@@ -725,9 +843,11 @@ class Actor:
                     failure = exc
                 finally:
                     _current.reset(token)
-                if not act.dead and act.committed_seq < act.gate_seq and not act.commit_alone(act.gate_seq):
+                if not act.dead:
                     # The reply (value or error) waits for the writes made before it.
-                    await act.commit_through(act.gate_seq)
+                    gate = act.output_gate()
+                    if gate is not None:
+                        await gate
             finally:
                 self._end_event(act)
             if act.dead:
@@ -740,9 +860,9 @@ class Actor:
                 raise remote_error(failure) from None
             return result
         except BaseException as exc:
-            if breaks is not None and getattr(exc, "durableObjectReset", False):
+            if order is not None and getattr(exc, "durableObjectReset", False):
                 # Production: a stub whose object was reset fails every later call.
-                breaks._broken = exc
+                order.broken = exc
             raise
 
     @staticmethod
@@ -779,11 +899,11 @@ class Actor:
         Returns None, having begun nothing, when the event would wait:
         the input gate is closed (a constructor's blockConcurrencyWhile
         included), the object's queue is full, or the runtime is closing.
-        :meth:`_enter` then does the waiting. A constructor that raises
+        :meth:`deliver` then does the waiting. A constructor that raises
         raises here, rebuilt as the caller sees it.
         """
-        rt = self.runtime
-        if rt._closing or self.queued >= rt.config.max_queued_events:
+        core = self.core
+        if core.closing or self.queued >= core.config.max_queued_events:
             return None
         act = self.act
         if act is None:
@@ -834,17 +954,17 @@ class Actor:
             token = _current.set(act)
             try:
                 result = invoke(act)
-                kind = _await_kind(result)
-                if kind == _INSTANT:
-                    result = _settle(result)
-                elif kind == _MAY_SUSPEND:
+                kind = await_kind(result)
+                if kind == INSTANT:
+                    result = settle(result)
+                elif kind == MAY_SUSPEND:
 
                     def suspended() -> None:
                         on_suspend()
                         if time_limit is not None:
                             scope.deadline = trio.current_time() + time_limit
 
-                    result = await _await_watched(result, suspended)
+                    result = await await_watched(result, suspended)
                 if finish is not None and not act.dead:
                     finish(result)
             except DurableObjectAbort:
@@ -856,34 +976,27 @@ class Actor:
                 failure = exc
             finally:
                 _current.reset(token)
-            failure = self._commit_nowait(act, failure)
+            if not act.dead and act.committed_seq < act.gate_seq:
+                try:
+                    act.commit()
+                except Exception as exc:  # a failed commit resets the object: act.error says why
+                    failure = failure or exc
         finally:
             act.scopes.discard(scope)
             self._end_event(act)
             done(act, act.error if act.dead else failure)
 
-    @staticmethod
-    def _commit_nowait(act: Activation, failure: BaseException | None) -> BaseException | None:
-        """Commit an ended handler's writes now; returns the event's failure so far."""
-        if not act.dead and act.committed_seq < act.gate_seq:
-            try:
-                act._commit_batch()
-            except Exception as exc:  # a failed commit resets the object: act.error says why
-                return failure or exc
-        return failure
-
     async def _enter(self, visible_id: DurableObjectId, order: StubOrder | None) -> Activation:
         """Wait for this call's turn on its stub and for the input gate; activate if needed."""
         ticket = order.take() if order is not None else None
+        core = self.core
         try:
-            if self.runtime._closing:
+            if core.closing:
                 raise reset_error(SHUTTING_DOWN_MESSAGE, retryable=True)
             if order is not None and ticket is not None:
                 await order.wait_turn(ticket)
-            if self.queued >= self.runtime.config.max_queued_events:
-                err = DurableObjectError(OVERLOADED_MESSAGE)
-                err.overloaded = True
-                raise err
+            if self.queued >= core.config.max_queued_events:
+                raise overloaded_error()
             self.queued += 1
             try:
                 while True:
@@ -907,7 +1020,7 @@ class Actor:
     def _begin_event(self, act: Activation) -> None:
         act.in_flight += 1
         self.events += 1
-        self.runtime._events += 1
+        self.core.events += 1
         if self.lifecycle.state is not ObjectState.ACTIVE:
             self.lifecycle.apply(Transition.EVENT)
         # The idle timer stays armed: when it fires it re-checks last_active,
@@ -915,14 +1028,15 @@ class Actor:
 
     def _end_event(self, act: Activation) -> None:
         act.in_flight -= 1
-        self.last_active = self.runtime._now()
+        core = self.core
+        self.last_active = core.now()
         if act.in_flight or act.dead:
             return
         db = self.db
         if db is not None and db.dirty:
             # allowUnconfirmed writes, or writes of background work made
             # while events were in flight: nothing else will commit them.
-            self.runtime._flusher.mark_dirty(self)
+            core.flusher.mark_dirty(self)
         if act is self.act:
             self.lifecycle.apply(Transition.IDLE)
             if self.idle_timer is None:
@@ -940,23 +1054,23 @@ class Actor:
         act = self.act
         if act is None or act.in_flight:
             return
-        cfg = self.runtime.config
-        delay = act.evict_delay if act.pinned else cfg.hibernate_after
-        deadline = max(trio.current_time(), self.last_active + delay)
+        core = self.core
+        delay = act.evict_delay if act.pinned else core.config.hibernate_after
+        deadline = max(core.now(), self.last_active + delay)
         timer = self.idle_timer
         if timer is not None:
             if timer.deadline <= deadline:
                 return
             timer.cancel()
-        self.idle_timer = self.runtime.scheduler.call_at(deadline, self._idle_timeout, act)
+        self.idle_timer = core.scheduler.call_at(deadline, self._idle_timeout, act)
 
     def _idle_timeout(self, act: Activation) -> None:
         self.idle_timer = None
         if act is not self.act or act.in_flight:
             return  # the event in flight re-arms the timer when it ends
-        cfg = self.runtime.config
-        delay = act.evict_delay if act.pinned else cfg.hibernate_after
-        if trio.current_time() < self.last_active + delay:
+        core = self.core
+        delay = act.evict_delay if act.pinned else core.config.hibernate_after
+        if core.now() < self.last_active + delay:
             self.schedule_idle()  # events came meanwhile: not idle long enough yet
         elif act.pinned:
             self.evict()
@@ -974,34 +1088,31 @@ class Actor:
         act.dead = True
         act.error = error
         if lose_writes or transition is Transition.RESET:
-            act.held = []  # frames held for unconfirmed writes are lost with them
-        if transition is Transition.RESET:
-            self.runtime._sockets.activation_reset(self, act)
-        else:
-            self.runtime._sockets.activation_ended_gracefully(act)
+            act.held = []  # outputs held for unconfirmed writes are lost with them
         db = self.db
         if db is not None:
             if lose_writes or not db.can_commit:
                 db.rollback()
             else:
                 try:
-                    self.runtime._commit(self, act)
+                    act._write_batch()
                 except DurableObjectError:
                     db.rollback()
-        # A graceful end committed the writes and released the frames held for
-        # them (the sockets outlive the activation); what is still held is lost.
+        # A graceful end committed the writes and released the outputs held
+        # for them (the sockets outlive the activation); what is still held is lost.
         act.held = []
         for scope in list(act.scopes):
             scope.cancel()
         act.output_lot.unpark_all()
         self.act = None
         self.lifecycle.apply(transition)
+        core = self.core
         if db is not None:
             db.close()
             self.db = None
-        self.runtime._flusher.forget(self)
+        core.flusher.forget(self)
         self.wake_gate()
-        self.runtime._activation_ended(self, transition)
+        core.host.activation_ended(self, act, transition)
 
     def hibernate(self) -> None:
         """Drop the instance; storage and hibernatable sockets survive."""
