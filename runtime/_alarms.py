@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ._core import Transition
+from ._core import Transition, handler_of
 from ._ids import looks_like_id
 
 if TYPE_CHECKING:
@@ -365,7 +365,7 @@ class AlarmManager:
                 ran.append(act)
             # getAlarm() is None while the handler runs unless it re-arms.
             actor.database().hide_alarm()
-            handler = getattr(act.instance, "alarm", None)
+            handler = handler_of(act.instance, "alarm")
             if handler is None:
                 log.warning("%r has an alarm but no alarm() handler; the alarm is dropped", actor)
                 return None

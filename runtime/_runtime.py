@@ -24,6 +24,8 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import fcntl
 import json
 import logging
@@ -31,7 +33,7 @@ import os
 import random
 import re
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,12 +64,26 @@ from .d1 import D1Database, close_d1, open_d1
 from .sockets._manager import SocketManager
 from .storage import ConnectionPool, DurableObjectStorage, ObjectDatabase, StorageLimits
 
-__all__ = ["Env", "ObjectStatistics", "Runtime", "RuntimeStatistics", "open_runtime"]
+__all__ = ["Env", "ObjectStatistics", "Runtime", "RuntimeStatistics", "current_runtime", "open_runtime"]
 
 log = logging.getLogger("shardsim.runtime")
 T = TypeVar("T")
 
 _D1_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+_current_runtime: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar(
+    "shardsim_runtime", default=None
+)
+
+
+def current_runtime() -> Runtime | None:
+    """The runtime this task runs under (its body, its objects' code, tasks they start), if any.
+
+    What the Python Workers modules (``workers``, ``js``) use to find ``env``,
+    the clock and the scheduler, so that one imported Worker module works
+    with several runtimes in one process.
+    """
+    return _current_runtime.get()
 
 
 class Env:
@@ -183,6 +199,25 @@ class Runtime:
                 )
             bindings[binding] = db
         self.env = Env(bindings)
+
+    def install(self) -> None:
+        """Make this the current runtime (and its clock the current clock) for the calling task.
+
+        Tasks the runtime starts, and the body of ``open_runtime``, have it
+        already; a task started elsewhere that calls into objects (a server's
+        connection task) calls this first.
+        """
+        self.clock.install()
+        _current_runtime.set(self)
+
+    @contextlib.contextmanager
+    def _installed(self) -> Iterator[None]:
+        token = _current_runtime.set(self)
+        try:
+            with self.clock.installed():
+                yield
+        finally:
+            _current_runtime.reset(token)
 
     # -- ActorHost -------------------------------------------------------------
 
@@ -448,7 +483,7 @@ async def open_runtime(
         # The body's own exception is re-raised outside the nursery, so users
         # see their error, not an ExceptionGroup wrapping it.
         body_error: BaseException | None = None
-        with clock.installed():
+        with rt._installed():
             async with trio.open_nursery() as nursery:
                 await rt._start(nursery)
                 try:

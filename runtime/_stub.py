@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 from shards._codec import decode, encode
 from shards._errors import CodecError, DurableObjectError
 
-from ._core import StubOrder
+from ._core import StubOrder, handler_of, method_of
 from ._http import Request, Response
 from ._ids import DurableObjectId, IdFactory
 from ._object import RESERVED_NAMES
@@ -182,7 +182,7 @@ class DurableObjectStub:
         request = input if isinstance(input, Request) and not options else Request(input, **options)
 
         def invoke(act: Activation) -> Any:
-            handler = getattr(act.instance, "fetch", None)
+            handler = handler_of(act.instance, "fetch")
             if handler is None:
                 raise TypeError(_NO_FETCH)
             return handler(request)  # the actor awaits it if it is awaitable
@@ -268,7 +268,7 @@ class _RpcMethod:
         name = self._name
 
         def invoke(act: Activation) -> Any:
-            method = None if name in RESERVED_NAMES else getattr(act.instance, name, None)
+            method = None if name in RESERVED_NAMES else method_of(act.instance, name)
             if method is None or not callable(method):
                 raise TypeError(_NO_METHOD.format(name=name))
             return method(*payload)  # the actor awaits it if it is awaitable

@@ -42,7 +42,10 @@ MAX_DEPTH: Final = 128
 _EXT_DATETIME: Final = EXT_CODES["datetime"]
 _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**64 - 1
-_EPOCH: Final = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
+# The class itself, captured at import: code that runs Worker modules may put
+# a subclass in its place in the datetime module, and values keep this type.
+_DATETIME: Final = _dt.datetime
+_EPOCH: Final = _DATETIME(1970, 1, 1, tzinfo=_dt.UTC)
 
 _REFUSED_HINTS: Final[dict[type, str]] = {
     tuple: "tuples cannot cross (production's Python SDK refuses them); use a list",
@@ -82,7 +85,7 @@ def _check(value: object, path: str, depth: int) -> None:
                 )
             _check(v, f"{path}[{k!r}]", depth + 1)
         return
-    if isinstance(value, _dt.datetime) and t is _dt.datetime:
+    if isinstance(value, _DATETIME) and t is _DATETIME:
         if value.utcoffset() is None:
             raise CodecError(
                 f"cannot encode {path}: naive datetime {value!s}; attach a timezone (e.g. datetime.UTC)",
@@ -128,13 +131,13 @@ def _valid(value: object, depth: int) -> bool:
             if type(k) is not str or (type(v) not in _SCALARS and not _valid(v, depth)):
                 return False
         return True
-    if t is _dt.datetime:
+    if t is _DATETIME:
         return value.utcoffset() is not None  # type: ignore[attr-defined]
     return False
 
 
 def _default(value: object) -> msgpack.ExtType:
-    if type(value) is _dt.datetime:
+    if type(value) is _DATETIME:
         offset = value.utcoffset()
         assert offset is not None  # _check refused naive datetimes
         delta = value - _EPOCH

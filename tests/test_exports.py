@@ -17,6 +17,7 @@ PACKAGES = [
     "runtime.d1",
     "runtime.shard_objects",
     "runtime.devserver",
+    "runtime.pyworkers",
 ]
 #: The public names, pinned: a change here is a change to what users import.
 PUBLIC_NAMES = Path(__file__).with_name("public_names.json")

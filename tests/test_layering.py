@@ -4,7 +4,7 @@ Layers, top to bottom (a module may import its own layer and the layers
 below it, never one above, ``TYPE_CHECKING`` imports included)::
 
     cli, devserver            what a developer runs
-    shard_objects             emulator-side shard hosting
+    shard_objects, pyworkers  emulator-side shard hosting; the Python Workers modules
     runtime, _runtime         the composition root (implements the host protocols)
     _stub, _object, _http     facades: what Worker code holds (stubs, ctx, Request/Response)
     _alarms, sockets, d1      services
@@ -46,7 +46,7 @@ FORBIDDEN = ["trio", "sqlite3", "websockets", "socket", "asyncio", "runtime"]
 #: Top to bottom. A module belongs to the layer of the longest prefix that names it.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("runtime.cli", "runtime.devserver"),
-    ("runtime.shard_objects",),
+    ("runtime.shard_objects", "runtime.pyworkers"),
     ("runtime", "runtime._runtime"),
     ("runtime._stub", "runtime._object", "runtime._http"),
     ("runtime._alarms", "runtime.sockets", "runtime.d1"),

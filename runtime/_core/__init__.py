@@ -19,15 +19,18 @@ from ._actor import (
     Pending as Pending,
     current_activation as current_activation,
     outbound_gate as outbound_gate,
+    run_as as run_as,
 )
 from ._awaits import (
     INSTANT as INSTANT,
     MAY_SUSPEND as MAY_SUSPEND,
     PLAIN as PLAIN,
+    Mapped as Mapped,
     await_kind as await_kind,
     await_watched as await_watched,
     settle as settle,
 )
+from ._entry import EntryPoints as EntryPoints, handler_of as handler_of, method_of as method_of
 from ._errors import (
     ABORTED_MESSAGE as ABORTED_MESSAGE,
     BCW_TIMEOUT_MESSAGE as BCW_TIMEOUT_MESSAGE,
@@ -67,8 +70,10 @@ __all__ = [
     "ActorHost",
     "Core",
     "DurableObjectAbort",
+    "EntryPoints",
     "Flusher",
     "Lifecycle",
+    "Mapped",
     "ObjectState",
     "Pending",
     "StubOrder",
@@ -76,9 +81,12 @@ __all__ = [
     "await_kind",
     "await_watched",
     "current_activation",
+    "handler_of",
+    "method_of",
     "outbound_gate",
     "overloaded_error",
     "remote_error",
     "reset_error",
+    "run_as",
     "settle",
 ]

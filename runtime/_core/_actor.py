@@ -86,6 +86,7 @@ __all__ = [
     "Pending",
     "current_activation",
     "outbound_gate",
+    "run_as",
 ]
 
 log = logging.getLogger("shardsim.runtime")
@@ -106,6 +107,23 @@ _in_bcw: contextvars.ContextVar[Activation | None] = contextvars.ContextVar("sha
 def current_activation() -> Activation | None:
     """The activation whose code is running in this task, if any."""
     return _current.get()
+
+
+def run_as(act: Activation, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(*args)`` as the object's own code outside any event (a timer's callback).
+
+    The activation is current meanwhile, so storage, sockets and outbound
+    calls belong to it; writes it makes are committed by the flusher, and
+    outputs they hold are released then. It counts as activity: the idle
+    timeout (hibernation, eviction) counts from its end.
+    """
+    token = _current.set(act)
+    try:
+        return fn(*args)
+    finally:
+        _current.reset(token)
+        actor = act.actor
+        actor.last_active = actor.core.now()
 
 
 def outbound_gate() -> Awaitable[None] | None:

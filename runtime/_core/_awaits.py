@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from runtime.storage import StorageResult
 
-__all__ = ["INSTANT", "MAY_SUSPEND", "PLAIN", "await_kind", "await_watched", "settle"]
+__all__ = ["INSTANT", "MAY_SUSPEND", "PLAIN", "Mapped", "await_kind", "await_watched", "settle"]
 
 #: Not awaitable: the value itself.
 PLAIN: Final = 0
@@ -47,9 +47,46 @@ _NO_YIELD: dict[int, tuple[CodeType, bool]] = {}
 _NO_YIELD_MAX: Final = 4096
 
 
+class Mapped:
+    """An awaitable whose value is ``fn(value of inner)``: a result converted once it is there.
+
+    ``on_error`` (if given) maps an exception the inner awaitable raises to
+    the one that propagates. Classified as its inner awaitable is, so
+    converting a handler's result (the Python Workers layer does) never
+    costs the handler its fast path.
+    """
+
+    __slots__ = ("fn", "inner", "on_error")
+
+    def __init__(
+        self,
+        inner: Any,
+        fn: Callable[[Any], Any],
+        on_error: Callable[[Exception], BaseException] | None = None,
+    ) -> None:
+        self.inner = inner
+        self.fn = fn
+        self.on_error = on_error
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps = self.inner.__await__()
+        if self.on_error is None:
+            return self.fn((yield from steps))
+        try:
+            value = yield from steps
+        except Exception as exc:
+            mapped = self.on_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return self.fn(value)
+
+
 def await_kind(value: object) -> int:
     """Classify a handler's return value: :data:`PLAIN`, :data:`INSTANT` or :data:`MAY_SUSPEND`."""
     t = type(value)
+    if t is Mapped:
+        return await_kind(value.inner)  # type: ignore[attr-defined]
     if t is CoroutineType:
         code = value.cr_code  # type: ignore[attr-defined]
         entry = _NO_YIELD.get(id(code))

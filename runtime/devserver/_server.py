@@ -40,9 +40,11 @@ import h11
 import trio
 from websockets.trio.server import ServerConnection
 
+from runtime import pyworkers
 from runtime._config import RuntimeConfig
 from runtime._http import HttpError, Request, Response
 from runtime._runtime import Runtime, open_runtime
+from runtime.pyworkers import ExecutionContext
 from runtime.sockets import WebSocket
 from shards._errors import D1Error
 
@@ -92,25 +94,6 @@ class DevServerStatistics:
     requests: int
     errors: int
     reloads: int
-
-
-class _ExecutionContext:
-    """The ``ctx`` a Worker's fetch receives: ``waitUntil`` and ``passThroughOnException``."""
-
-    def __init__(self, nursery: trio.Nursery) -> None:
-        self._nursery = nursery
-
-    def waitUntil(self, awaitable: Awaitable[Any]) -> None:
-        async def run() -> None:
-            try:
-                await awaitable
-            except Exception:
-                log.exception("a waitUntil() task failed")
-
-        self._nursery.start_soon(run)
-
-    def passThroughOnException(self) -> None:
-        """No origin to pass through to locally: a no-op, as in ``wrangler dev``."""
 
 
 class _Closed(Exception):
@@ -262,6 +245,15 @@ class DevServer:
             WorkerLoadError: The Worker module fails to load.
             OSError: The port cannot be bound.
         """
+        # The Worker's modules (workers, js, pyodide) and the clock and asyncio they
+        # see stay installed while the server runs, reloads included.
+        pyworkers.install()
+        try:
+            await self._run(task_status)
+        finally:
+            pyworkers.uninstall()
+
+    async def _run(self, task_status: trio.TaskStatus[DevServer]) -> None:
         worker = load_worker(self.config)
         tmp: str | None = None
         if self._state_dir is None:
@@ -286,6 +278,18 @@ class DevServer:
                 self.worker.unload()
             if tmp is not None:
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def _spawn_logged(self, fn: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``fn()`` as a task of the server (a Worker's ``ctx.waitUntil``); its failure is logged."""
+        assert self._nursery is not None
+
+        async def run() -> None:
+            try:
+                await fn()
+            except Exception:
+                log.exception("a waitUntil() task failed")
+
+        self._nursery.start_soon(run)
 
     async def shutdown(self) -> None:
         """Close websockets (1001), close the runtime, stop listening; :meth:`run` returns."""
@@ -483,8 +487,8 @@ class DevServer:
         """Route one request to the admin routes or the Worker; never raises for Worker errors."""
         rt = await self._current_runtime()
         # Connection tasks do not descend from the task that opened the
-        # runtime: give this one the runtime's clock (now_ms(), alarms).
-        rt.clock.install()
+        # runtime: make it this one's (its clock, what the Workers modules find).
+        rt.install()
         worker = self.worker
         assert worker is not None
         assert self._nursery is not None
@@ -507,7 +511,7 @@ class DevServer:
                     routed = await route(request, rt)
                     if routed is not None:
                         return routed
-            result = await worker.fetch(request, rt.env, _ExecutionContext(self._nursery))
+            result = await worker.fetch(request, rt.env, ExecutionContext(self._spawn_logged))
             if not isinstance(result, Response):
                 raise TypeError(f"fetch() must return a Response, got {type(result).__name__}")
             return result

@@ -1,11 +1,12 @@
 """Load a Worker's Python module the way Python Workers run it, and find its entry point.
 
-The module imports ``workers`` (and ``js``) as production code does; we
-provide both as shim modules, present in ``sys.modules`` only while the
-Worker's own modules are being imported (so they never shadow a real
-package for the rest of the process). Modules loaded from the project
-directory are remembered and dropped on unload, so ``--watch`` reloads
-re-execute them.
+The module imports ``workers``, ``js`` and ``pyodide`` as production code
+does; :mod:`runtime.pyworkers` provides them (the dev server keeps them
+installed while it runs). Modules loaded from the project directory are
+remembered and dropped on unload, so ``--watch`` reloads re-execute them.
+The entry point is called the way production's Pyodide entry point calls
+it: a ``WorkerEntrypoint`` through the SDK's conversions (its ``fetch`` gets
+a ``workers.Request``), a module-level ``on_fetch`` with JavaScript values.
 
 Invariants:
 
@@ -30,21 +31,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime._http import Headers, Request, Response
+from runtime import pyworkers
+from runtime._core import handler_of
+from runtime._http import Request
 from runtime._object import DurableObject, WorkerEntrypoint
-from runtime.sockets import WebSocketPair, WebSocketRequestResponsePair
+from runtime.pyworkers import (
+    ExecutionContext,
+    JsProxy,
+    NotEmulatedError,
+    register_host,
+    to_javascript,
+    to_python,
+)
+from shards._errors import ShardsError
 
 from ._wrangler import WranglerConfig
 
 __all__ = ["LoadedWorker", "NotEmulated", "NotEmulatedError", "WorkerLoadError", "load_worker"]
 
 
-class WorkerLoadError(Exception):
+class WorkerLoadError(ShardsError):
     """The Worker module failed to import or lacks what the config names; ``str()`` is ``file:line: problem``."""
-
-
-class NotEmulatedError(RuntimeError):
-    """A binding shardsim does not emulate (KV, R2, Queues, ...) was used."""
 
 
 class NotEmulated:
@@ -80,59 +87,30 @@ class NotEmulated:
         return f"<{self._kind} binding {self._name}: not emulated by shardsim>"
 
 
-class _JsModule(types.ModuleType):
-    """``js``: the few JS globals Python Workers code commonly imports."""
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)  # the import machinery probes dunders
-        raise NotEmulatedError(
-            f"js.{name} is not emulated by shardsim (available: WebSocketPair, "
-            "WebSocketRequestResponsePair, Response, Request, Headers)"
-        )
+_KIND_CLASS = {
+    "kv_namespaces": "KvNamespace",
+    "r2_buckets": "R2Bucket",
+    "queues": "WorkerQueue",
+    "ai": "Ai",
+    "vectorize": "VectorizeIndexImpl",
+    "analytics_engine_datasets": "AnalyticsEngineDataset",
+}
 
 
-def _identity(value: Any) -> Any:
-    """``python_to_rpc`` / ``python_from_rpc``: values cross as Python values here already."""
-    return value
+class _JsNotEmulated(JsProxy):
+    """A binding shardsim does not emulate, as Worker code sees it: every use raises."""
+
+    __slots__ = ()
+
+    def _js_type_name(self) -> str:
+        return _KIND_CLASS.get(self._js._kind, "Object")
+
+    def _js_get(self, name: str) -> Any:
+        getattr(self._js, name)  # raises NotEmulatedError
+        raise AttributeError(name)  # pragma: no cover - the line above always raises
 
 
-def _not_emulated_function(name: str) -> Callable[..., Any]:
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise NotEmulatedError(f"workers.{name}() is not emulated by shardsim")
-
-    refuse.__name__ = name
-    return refuse
-
-
-def _make_shims() -> dict[str, types.ModuleType]:
-    workers = types.ModuleType("workers", "shardsim's stand-in for the Python Workers SDK.")
-    js = _JsModule("js", "shardsim's stand-in for the Pyodide js module.")
-    common = {
-        "DurableObject": DurableObject,
-        "WorkerEntrypoint": WorkerEntrypoint,
-        "Response": Response,
-        "Request": Request,
-        "Headers": Headers,
-        "WebSocketPair": WebSocketPair,
-        "WebSocketRequestResponsePair": WebSocketRequestResponsePair,
-    }
-    workers.__dict__.update(common)
-    workers.__all__ = sorted(common)  # type: ignore[attr-defined]
-    # Importable, so a module that imports them loads; using them fails clearly.
-    workers.__dict__.update(
-        python_to_rpc=_identity,
-        python_from_rpc=_identity,
-        fetch=_not_emulated_function("fetch"),
-        import_from_javascript=_not_emulated_function("import_from_javascript"),
-    )
-    js.__dict__.update(
-        {
-            k: common[k]
-            for k in ("WebSocketPair", "WebSocketRequestResponsePair", "Response", "Request", "Headers")
-        }
-    )
-    return {"workers": workers, "js": js}
+register_host(NotEmulated, _JsNotEmulated)
 
 
 FetchHandler = Callable[[Request, Any, Any], Awaitable[Any]]
@@ -152,18 +130,25 @@ class LoadedWorker:
     #: Names of the modules imported from the project directory (dropped by unload()).
     owned_modules: tuple[str, ...]
 
-    async def fetch(self, request: Request, env: Any, ctx: Any) -> Any:
-        """Call the entry point's fetch with ``request``; returns what it returns."""
+    async def fetch(self, request: Request, env: Any, ctx: ExecutionContext) -> Any:
+        """Call the entry point's fetch with ``request``; returns what it returns (a runtime value)."""
         if isinstance(self._entry, type):
             instance = self._entry(ctx, env)
-            result = instance.fetch(request)
-        elif self._on_fetch_arity >= 3:
-            result = self._entry(request, env, ctx)
+            fetch = handler_of(instance, "fetch")
+            if fetch is None:  # pragma: no cover - _find_entry checked it
+                raise TypeError("Handler does not export a fetch() function.")
+            result = fetch(request)
         else:
-            result = self._entry(request, env)
+            # Production calls a module-level handler relaxed, with JavaScript values.
+            args = [to_python(request), to_python(env), to_python(ctx)][: max(self._on_fetch_arity, 1)]
+            result = self._entry(*args)
         if inspect.isawaitable(result):
             result = await result
-        return result
+        if isinstance(self._entry, type):
+            return result
+        # What production does with a handler's result: a FetchResponse gives its JavaScript response.
+        js_response = getattr(result, "js_response", None)
+        return to_javascript(js_response if js_response is not None else result, borrowed=False)
 
     def unload(self) -> None:
         """Drop the Worker's modules so the next load re-executes them."""
@@ -193,8 +178,8 @@ def load_worker(config: WranglerConfig) -> LoadedWorker:
     src_dir = str(main.parent)
     module_name = main.stem
     before = set(sys.modules)
-    saved = {name: sys.modules.get(name) for name in ("workers", "js", module_name)}
-    sys.modules.update(_make_shims())
+    saved = {module_name: sys.modules.get(module_name)}
+    pyworkers.install()  # the loader's own hold; the dev server holds another while it runs
     sys.modules.pop(module_name, None)
     sys.path.insert(0, src_dir)
     try:
@@ -217,13 +202,8 @@ def load_worker(config: WranglerConfig) -> LoadedWorker:
         raise
     finally:
         sys.path.remove(src_dir)
-        for name, mod in saved.items():
-            if name == module_name:
-                continue
-            if mod is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = mod
+        pyworkers.uninstall()
+        del saved
     owned = tuple(sorted(_new_project_modules(before, root) | {module_name}))
     try:
         objects = _bound_classes(config, module)
@@ -242,6 +222,44 @@ def load_worker(config: WranglerConfig) -> LoadedWorker:
     )
 
 
+#: The arguments production passes each handler (it drops the ones a handler does not take).
+_HANDLER_ARGS: dict[str, tuple[str, ...]] = {
+    "fetch": ("request",),
+    "alarm": ("alarmInfo",),
+    "webSocketMessage": ("ws", "message"),
+    "webSocketClose": ("ws", "code", "reason", "wasClean"),
+    "webSocketError": ("ws", "error"),
+    "scheduled": ("controller", "env", "ctx"),
+}
+
+
+def _check_handlers(cls: type) -> None:
+    """Refuse a handler that needs an argument production never passes (it would fail on every call)."""
+    for name, passed in _HANDLER_ARGS.items():
+        fn = getattr(cls, name, None)
+        if not inspect.isfunction(fn):
+            continue
+        try:
+            params = list(inspect.signature(fn).parameters.values())[1:]  # without self
+        except (TypeError, ValueError):  # pragma: no cover - plain functions have signatures
+            continue
+        if any(p.kind is p.VAR_POSITIONAL for p in params):
+            continue
+        required = [
+            p.name
+            for p in params
+            if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        keyword_only = [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+        if len(required) > len(passed) or keyword_only:
+            extra = (required[len(passed) :] or keyword_only)[0]
+            code = fn.__code__
+            raise WorkerLoadError(
+                f"{code.co_filename}:{code.co_firstlineno}: {cls.__name__}.{name}{inspect.signature(fn)} "
+                f"needs {extra!r}, which production never passes: it calls {name}({', '.join(passed)})"
+            )
+
+
 def _bound_classes(config: WranglerConfig, module: types.ModuleType) -> dict[str, type[DurableObject]]:
     main = config.main
     objects: dict[str, type[DurableObject]] = {}
@@ -258,6 +276,7 @@ def _bound_classes(config: WranglerConfig, module: types.ModuleType) -> dict[str
             raise WorkerLoadError(
                 f"{main}: {b.class_name} (binding {b.name}) must subclass workers.DurableObject"
             )
+        _check_handlers(cls)
         objects[b.name] = cls
     return objects
 
@@ -298,6 +317,7 @@ def _find_entry(module: types.ModuleType, main: Path) -> tuple[Any, str, int]:
 def _check_fetch(cls: type, main: Path, name: str) -> None:
     if not callable(getattr(cls, "fetch", None)):
         raise WorkerLoadError(f"{main}: {name} has no fetch(self, request) method")
+    _check_handlers(cls)
 
 
 def _new_project_modules(before: set[str], root: Path) -> set[str]:

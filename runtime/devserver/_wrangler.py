@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shards._errors import ShardsError
+
 __all__ = [
     "CONFIG_NAMES",
     "ConfigError",
@@ -70,7 +72,7 @@ _SINGLE_BINDINGS: dict[str, str] = {
 _IDENT = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$]*$")
 
 
-class ConfigError(Exception):
+class ConfigError(ShardsError):
     """The project's configuration (or ``.dev.vars``) is wrong; ``str()`` is ``file: problem``."""
 
     def __init__(self, path: Path | str, problem: str) -> None:

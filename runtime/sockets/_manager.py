@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from runtime._core import Transition
+from runtime._core import Transition, handler_of
 
 from ._websocket import (
     ACCEPT_TWICE,
@@ -161,7 +161,7 @@ class SocketManager:
         timeout_ms = state.event_timeout_ms if state is not None else None
 
         async def invoke(act: Activation) -> None:
-            handler = getattr(act.instance, _HANDLERS[kind], None)
+            handler = handler_of(act.instance, _HANDLERS[kind])
             if handler is None:
                 if kind == "message":
                     log.warning("%r received a websocket message but has no webSocketMessage()", actor)

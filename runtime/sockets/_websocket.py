@@ -53,6 +53,7 @@ __all__ = [
     "CONNECTING",
     "OPEN",
     "MAX_ATTACHMENT_BYTES",
+    "CloseEvent",
     "MAX_TAGS",
     "MAX_TAG_LENGTH",
     "MAX_WEBSOCKETS_PER_OBJECT",

@@ -4,12 +4,18 @@ Every message a member sends is broadcast to the room. The room accepts
 sockets with the hibernation API, so it sleeps while nobody talks and the
 connections stay open; members' names live in socket attachments and the
 last 50 messages in SQLite, so nothing is lost when it wakes.
+
+Written as a deployed Python Worker must be: a value handed to a raw
+JavaScript API (an attachment) is converted with ``to_js``, and sockets are
+compared with ``==`` (each one reaches Python as a new proxy, so ``is``
+would never match).
 """
 
 import json
 from urllib.parse import parse_qs, urlparse
 
-from js import WebSocketPair
+from js import Object, WebSocketPair
+from pyodide.ffi import to_js
 from workers import DurableObject, Response, WorkerEntrypoint
 
 HISTORY = 50
@@ -27,7 +33,7 @@ class ChatRoom(DurableObject):
         who = query.get("name", ["anonymous"])[0][:32]
         client, server = WebSocketPair.new().object_values()
         self.ctx.acceptWebSocket(server)
-        server.serializeAttachment({"name": who})
+        server.serializeAttachment(to_js({"name": who}, dict_converter=Object.fromEntries))
         rows = self.sql.exec("SELECT who, text FROM messages ORDER BY id DESC LIMIT ?", HISTORY).toArray()
         room = urlparse(request.url).path.rsplit("/", 1)[-1]
         server.send(
@@ -47,20 +53,21 @@ class ChatRoom(DurableObject):
         if not isinstance(message, str):
             ws.send(json.dumps({"type": "error", "text": "send text"}))
             return
-        who = ws.deserializeAttachment()["name"]
+        who = ws.deserializeAttachment().name
         self.sql.exec("INSERT INTO messages (who, text) VALUES (?, ?)", who, message)
         self.sql.exec("DELETE FROM messages WHERE id <= (SELECT MAX(id) FROM messages) - ?", HISTORY)
         self.broadcast({"type": "message", "who": who, "text": message})
 
     async def webSocketClose(self, ws, code, reason, wasClean):
-        who = (ws.deserializeAttachment() or {}).get("name", "?")
+        attachment = ws.deserializeAttachment()
+        who = attachment.name if attachment else "?"
         self.broadcast({"type": "left", "who": who}, skip=ws)
 
     def broadcast(self, event, skip=None):
         # One encoding for every member.
         frame = json.dumps(event)
         for ws in self.ctx.getWebSockets():
-            if ws is not skip:
+            if ws != skip:
                 ws.send(frame)
 
 

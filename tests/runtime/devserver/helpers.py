@@ -37,7 +37,8 @@ TOML = wrangler_toml(
 ENTRY = """
 from urllib.parse import urlparse
 
-from workers import DurableObject, Response, WebSocketPair, WorkerEntrypoint
+from js import WebSocketPair
+from workers import DurableObject, Response, WorkerEntrypoint
 
 CONSTRUCTED = []
 
@@ -48,18 +49,18 @@ class Echo(DurableObject):
         CONSTRUCTED.append(1)
 
     async def fetch(self, request):
-        pair = WebSocketPair()
-        self.ctx.acceptWebSocket(pair.server)
-        return Response(None, status=101, web_socket=pair.client, headers={"x-room": "e"})
+        client, server = WebSocketPair.new().object_values()
+        self.ctx.acceptWebSocket(server)
+        return Response(None, status=101, web_socket=client, headers={"x-room": "e"})
 
     async def webSocketMessage(self, ws, message):
-        ws.send(message)
+        ws.send(message)  # a str, or the ArrayBuffer a binary message arrives as
 
     async def webSocketClose(self, ws, code, reason, was_clean):
-        self.ctx.storage.put("closed", [code, reason, was_clean])
+        await self.ctx.storage.put("closed", [code, reason, was_clean])
 
     async def webSocketError(self, ws, error):
-        self.ctx.storage.put("error", type(error).__name__)
+        await self.ctx.storage.put("error", [type(error).__name__, error.name])
 
     async def constructed(self):
         return len(CONSTRUCTED)

@@ -13,9 +13,9 @@ ENTRY_EXTRA = """
 
 class Store(DurableObject):
     async def fill(self):
-        self.ctx.storage.put("text", "v")
-        self.ctx.storage.put("raw", b"\\x00\\x01")
-        self.ctx.storage.put("nan", float("nan"))
+        await self.ctx.storage.put("text", "v")
+        await self.ctx.storage.put("raw", b"\\x00\\x01")
+        await self.ctx.storage.put("nan", float("nan"))
         self.ctx.storage.sql.exec("CREATE TABLE t (a INTEGER, b TEXT)")
         self.ctx.storage.sql.exec("INSERT INTO t VALUES (1, 'x')")
         await self.ctx.storage.setAlarm(4102444800000)

@@ -12,11 +12,11 @@ from websockets.trio.client import connect
 from .helpers import ENTRY, get, make_project, running, wait_for
 
 ALARM = """    async def arm(self):
-        self.ctx.storage.put("n", 41)
-        await self.ctx.storage.setAlarm(now_ms() + 800)
+        await self.ctx.storage.put("n", 41)
+        await self.ctx.storage.setAlarm(Date.now() + 800)
 
     async def alarm(self, info=None):
-        self.ctx.storage.put("fired", VERSION)
+        await self.ctx.storage.put("fired", VERSION)
 
     async def constructed(self):"""
 
@@ -24,7 +24,7 @@ ALARM = """    async def arm(self):
 def entry(version: str) -> str:
     source = ENTRY.replace('return Response("not found", status=404)', "return Response(VERSION)")
     source = source.replace("    async def constructed(self):", ALARM)
-    return f"from runtime import now_ms\n\nVERSION = {version!r}\n" + source
+    return f"from js import Date\n\nVERSION = {version!r}\n" + source
 
 
 def touch_later(path) -> None:
@@ -39,7 +39,7 @@ async def test_watch_reloads_and_keeps_storage_and_alarms(tmp_path) -> None:
     with trio.fail_after(20):
         async with running(project, watch=True) as server:
             assert (await get(server, "/")).body == b"v1"
-            server.runtime.clock.install()  # this test task calls the object directly
+            server.runtime.install()  # this test task calls the object directly
             stub = server.runtime.env.ECHO.getByName("e")
             await stub.arm()
             async with connect(f"ws://127.0.0.1:{server.port}/ws") as ws:

@@ -158,13 +158,14 @@ async def test_expect_100_continue(project) -> None:
 
 async def test_returning_a_websocket_for_a_plain_request_is_a_500(tmp_path) -> None:
     entry = """
-    from workers import Response, WebSocketPair, WorkerEntrypoint
+    from js import WebSocketPair
+    from workers import Response, WorkerEntrypoint
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request):
-            pair = WebSocketPair()
-            pair.server.accept()
-            return Response(None, status=101, web_socket=pair.client)
+            client, server = WebSocketPair.new().object_values()
+            server.accept()
+            return Response(None, status=101, web_socket=client)
     """
     toml = (
         'main = "src/entry.py"\ncompatibility_date = "2026-11-01"\ncompatibility_flags = ["python_workers"]\n'

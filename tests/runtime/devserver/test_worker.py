@@ -6,9 +6,10 @@ import sys
 
 import pytest
 
-from runtime import DurableObject, WebSocketPair
+from runtime import DurableObject, pyworkers
 from runtime.devserver import NotEmulatedError, WorkerLoadError, load_config
 from runtime.devserver._worker import NotEmulated, load_worker
+from runtime.pyworkers import JsProxy
 
 from .helpers import make_project
 
@@ -19,19 +20,24 @@ def load(tmp_path, entry: str, toml: str = TOML):
     return load_worker(load_config(make_project(tmp_path, entry, toml, dev_vars=None)))
 
 
-def test_shims_are_present_only_while_loading(tmp_path) -> None:
+def test_the_module_loads_with_the_shims_and_keeps_them_after(tmp_path) -> None:
     entry = """
-    from js import WebSocketPair as JsPair
-    from workers import DurableObject, WebSocketPair, WorkerEntrypoint
+    from js import WebSocketPair
+    from workers import DurableObject, WorkerEntrypoint
 
     class Default(WorkerEntrypoint):
         async def fetch(self, request):
             return None
 
-    PAIR = (JsPair, WebSocketPair, DurableObject)
+    PAIR = (WebSocketPair, DurableObject)
     """
     worker = load(tmp_path, entry)
-    assert (WebSocketPair, WebSocketPair, DurableObject) == worker.module.PAIR
+    js_pair, durable = worker.module.PAIR
+    assert durable is pyworkers.DurableObject
+    assert isinstance(js_pair, JsProxy)  # a JavaScript constructor, as in production
+    assert js_pair.typeof == "function"
+    # The loader's hold on the shims ends with the load; the module keeps what it imported.
+    assert not pyworkers.is_installed()
     assert "workers" not in sys.modules
     assert "js" not in sys.modules
     assert worker.entry_name == "Default (WorkerEntrypoint)"
@@ -66,7 +72,7 @@ def test_single_entrypoint_subclass_with_another_name(tmp_path) -> None:
             r"entry.py:1: ModuleNotFoundError: No module named 'not_a_module_anywhere'",
         ),
         ("def f():\n    raise ValueError('at import')\nf()\n", r"entry.py:2: ValueError: at import"),
-        ("from js import fetch\n", r"entry.py:1: NotEmulatedError: js.fetch is not emulated"),
+        ("from js import caches\n", r"entry.py:1: NotEmulatedError: js.caches is not emulated by shardsim"),
         ("x = 1\n", r"entry.py: no fetch handler"),
         (
             "from workers import WorkerEntrypoint\nclass A(WorkerEntrypoint):\n    pass\n",
@@ -112,18 +118,18 @@ def test_not_emulated_stub_refuses_every_use() -> None:
     assert "not emulated" in repr(stub)
 
 
-def test_sdk_helpers_import_and_outbound_fetch_fails_clearly(tmp_path) -> None:
+def test_sdk_helpers_and_typing_names_import(tmp_path) -> None:
     entry = """
-    from workers import fetch, python_from_rpc, python_to_rpc
+    from workers import Blob, Context, FetchKwargs, FormData, python_from_rpc, python_to_rpc
 
     async def on_fetch(request, env):
         pass
 
     ROUND_TRIP = python_from_rpc(python_to_rpc({"a": [1]}))
-    FETCH = fetch
+    FORM = FormData
     """
     worker = load(tmp_path, entry)
     assert worker.module.ROUND_TRIP == {"a": [1]}
-    with pytest.raises(NotEmulatedError, match=r"^workers.fetch\(\) is not emulated by shardsim$"):
-        worker.module.FETCH("https://example.com")
+    with pytest.raises(NotEmulatedError, match=r"^workers.FormData is not emulated by shardsim"):
+        worker.module.FORM()
     worker.unload()

@@ -162,7 +162,9 @@ def test_cli_token_uses_the_secret_the_dev_server_uses(tmp_path, monkeypatch, ca
     assert main(["token", "alice"]) == 0
     tok = capsys.readouterr().out.strip()
     assert verify_token("from-config", tok, now_ms=verify_claims_now(tok)).user_id == "alice"
-    endpoint = ShardEndpoint({}, {"SHARDSIM_SECRET": "from-config"}, tmp_path, state_dir=tmp_path / ".shardsim")
+    endpoint = ShardEndpoint(
+        {}, {"SHARDSIM_SECRET": "from-config"}, tmp_path, state_dir=tmp_path / ".shardsim"
+    )
     assert endpoint.resolver._key == HmacTokenResolver("from-config")._key  # type: ignore[attr-defined]
 
 
