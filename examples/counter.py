@@ -1,4 +1,4 @@
-"""A Durable Object counter, driven through the embedding API (no server).
+"""A Durable Object counter written as a Python Worker writes it, driven through the embedding API (no server).
 
 Run: python examples/counter.py
 """
@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import trio
 
-from runtime import DurableObject, Response, open_runtime
+from runtime import open_runtime, pyworkers
+
+pyworkers.install()  # workers, js and pyodide, as a deployed Python Worker has them
+
+from workers import DurableObject, Response  # noqa: E402
 
 
 class Counter(DurableObject):
-    async def increment(self, by: int) -> int:  # an RPC method: positional arguments only
+    async def increment(self, by):  # an RPC method: positional arguments only
         n = (await self.ctx.storage.get("n") or 0) + by
-        self.ctx.storage.put("n", n)  # no await needed: the reply waits for the write
+        await self.ctx.storage.put("n", n)
         return n
 
     async def fetch(self, request):  # the HTTP-style entry point
