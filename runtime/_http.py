@@ -568,11 +568,13 @@ class Response(_BodyReader):
             holds control characters, or a header is invalid.
     """
 
-    __slots__ = ("_headers", "_status", "_status_text", "_web_socket")
+    __slots__ = ("_headers", "_status", "_status_text", "_url", "_web_socket")
 
     _headers: Headers
     _status: int
     _status_text: str
+    #: Set by whatever fetched the response (``fetch()`` from Worker code); ``""`` when constructed.
+    _url: str
     _web_socket: WebSocket | None
 
     json = _JsonMethod()
@@ -599,6 +601,7 @@ class Response(_BodyReader):
         self._status = int(status)
         self._status_text = _status_text(status_text)
         self._web_socket = web_socket
+        self._url = ""
         self._used = False
         if status in _NULL_BODY_STATUSES and isinstance(body, str | bytes) and len(body) == 0:
             body = None  # production tolerates an empty body here and drops it
@@ -674,6 +677,11 @@ class Response(_BodyReader):
         return 200 <= self._status <= 299
 
     @property
+    def url(self) -> str:
+        """The URL the response was fetched from; ``""`` for a constructed response, as in production."""
+        return self._url
+
+    @property
     def headers(self) -> Headers:
         """The response's headers (mutable, shared with the response)."""
         return self._headers
@@ -701,6 +709,7 @@ class Response(_BodyReader):
             raise BodyUsedError(BODY_USED_MESSAGE)
         copy = Response(None, self._status, self._status_text, self._headers)
         copy._body = self._body
+        copy._url = self._url
         return copy
 
     def __repr__(self) -> str:

@@ -54,6 +54,7 @@ from ._core import (
     Core,
     ObjectState,
     Transition,
+    current_activation,
     reset_error,
 )
 from ._ids import DurableObjectId, IdFactory, looks_like_id
@@ -83,6 +84,13 @@ def current_runtime() -> Runtime | None:
     the clock and the scheduler, so that one imported Worker module works
     with several runtimes in one process.
     """
+    # An object's code runs in its caller's task, which may be another runtime's: the object's own
+    # runtime comes first (two runtimes open at once, the body of one calling into the other).
+    act = current_activation()
+    if act is not None:
+        host = act.actor.core.host
+        if isinstance(host, Runtime):
+            return host
     return _current_runtime.get()
 
 

@@ -391,7 +391,9 @@ class Activation:
             self.actor.core.flusher.mark_dirty(self.actor)
 
     async def wait_durable(self) -> None:
-        await self.wait_committed(self.write_seq)
+        # Commit here: an event's writes are otherwise committed only at its reply, which
+        # the caller (storage.sync()) is still waiting to make.
+        await self.commit_through(self.write_seq)
 
     def close_input_gate(self) -> None:
         self.gate_closers += 1

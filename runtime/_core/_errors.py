@@ -79,14 +79,20 @@ def remote_error(exc: BaseException) -> BaseException:
 
     Production keeps the error's name and message but not its stack or own
     properties. Built-in exceptions (and ours) are rebuilt as the same type;
-    others become :class:`~shards.RemoteError` carrying the original name.
+    others become :class:`~shards.RemoteError` carrying the original name
+    (for an exception with string ``name`` and ``message`` attributes, a
+    JavaScript error, those).
     """
     if isinstance(exc, DurableObjectError) and getattr(exc, "remote", False):
         return exc  # already converted by a nested call
     message = str(exc)
     cls = type(exc)
     rebuilt: BaseException
-    if cls.__module__ in ("builtins", "shards._errors"):
+    js_name, js_message = getattr(exc, "name", None), getattr(exc, "message", None)
+    if isinstance(js_name, str) and isinstance(js_message, str) and not isinstance(exc, DurableObjectError):
+        # A JavaScript error (as the platform shims raise them): its own name, as production keeps it.
+        rebuilt = RemoteError(js_name, js_message)
+    elif cls.__module__ in ("builtins", "shards._errors"):
         try:
             rebuilt = cls(message)
         except Exception:
