@@ -49,6 +49,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="do not apply pending D1 migrations on start (shardsim d1 migrations apply does it by hand)",
     )
+    dev.add_argument(
+        "--test-scheduled",
+        action="store_true",
+        help="serve /__scheduled?cron=... to run the Worker's scheduled handler (as wrangler dev)",
+    )
     dev.add_argument("--verbose", "-v", action="store_true", help="debug logging")
 
 
@@ -75,6 +80,7 @@ def run_dev(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | N
             watch=args.watch,
             require_migrations=not args.no_migrations,
             d1_migrations=not args.skip_d1_migrations,
+            test_scheduled=args.test_scheduled,
         )
     except ConfigError as exc:
         print(f"error: {exc}", file=err)
@@ -122,6 +128,8 @@ def _banner(server: DevServer, out: TextIO) -> None:
     where = "in memory" if server.in_memory else str(server.state_root)
     print(f"  state: {where}", file=out)
     print(f"  admin: {server.url}/__shardsim/", file=out)
+    if server.test_scheduled:
+        print(f"  scheduled: {server.url}/__scheduled?cron=*+*+*+*+* runs the scheduled handler", file=out)
     if server.host not in ("127.0.0.1", "localhost", "::1"):
         print("  warning: not bound to loopback; the admin routes have no authentication", file=out)
     print(f"Ready on {server.url}", file=out, flush=True)

@@ -34,17 +34,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import h11
 import trio
 from websockets.trio.server import ServerConnection
 
 from runtime import pyworkers
+from runtime._clock import now_ms
 from runtime._config import RuntimeConfig
 from runtime._http import HttpError, Request, Response
 from runtime._runtime import Runtime, open_runtime
-from runtime.pyworkers import ExecutionContext
+from runtime.pyworkers import ExecutionContext, ScheduledController
 from runtime.sockets import WebSocket
 from shards._errors import D1Error
 
@@ -120,6 +121,11 @@ class DevServer:
         idle_timeout: Seconds a kept-alive connection may wait for its next request.
         request_timeout: Seconds a client has to send a whole request.
         seed: Seeds the runtime's randomness.
+        test_scheduled: Serve ``/__scheduled?cron=<expr>&time=<ms>`` (and
+            ``/cdn-cgi/handler/scheduled``), which runs the Worker's
+            ``scheduled`` handler once, as ``wrangler dev --test-scheduled``
+            does. Cron Triggers never fire by themselves here (nor under
+            ``wrangler dev``).
 
     Raises:
         ConfigError: The project's config is wrong (from the constructor).
@@ -142,6 +148,7 @@ class DevServer:
         idle_timeout: float = 60.0,
         request_timeout: float = 30.0,
         seed: int | None = None,
+        test_scheduled: bool = False,
     ) -> None:
         self._project = Path(project)
         self._require_migrations = require_migrations
@@ -157,6 +164,7 @@ class DevServer:
         self.idle_timeout = idle_timeout
         self.request_timeout = request_timeout
         self._seed = seed
+        self.test_scheduled = test_scheduled
         self.worker: LoadedWorker | None = None
         self._rt: Runtime | None = None
         self._rt_ready = trio.Event()
@@ -505,6 +513,8 @@ class DevServer:
                 status,
                 headers={"content-type": "application/json"},
             )
+        if self.test_scheduled and path in SCHEDULED_PATHS:
+            return await self._run_scheduled(request, rt, worker)
         try:
             if self.upgrade_routes and "websocket" in (request.headers.get("upgrade") or "").lower():
                 for route in self.upgrade_routes:
@@ -523,6 +533,33 @@ class DevServer:
                 500,
                 headers={"content-type": "text/plain;charset=UTF-8"},
             )
+
+    async def _run_scheduled(self, request: Request, rt: Runtime, worker: LoadedWorker) -> Response:
+        """``/__scheduled?cron=...&time=...``: one run of the Worker's ``scheduled`` handler."""
+        query = parse_qs(urlsplit(request.url).query)
+        cron = query.get("cron", [""])[0]
+        raw_time = query.get("time", [""])[0]
+        try:
+            when = float(raw_time) if raw_time else float(now_ms())
+        except ValueError:
+            return _text(f"time must be milliseconds since the epoch, got {raw_time!r}\n", 400)
+        controller = ScheduledController(when, cron)
+        try:
+            await worker.scheduled(controller, rt.env, ExecutionContext(self._spawn_logged))
+        except Exception as exc:
+            self._errors += 1
+            log.error("Worker scheduled() raised (cron %r)", cron, exc_info=exc)
+            return _text(f"Worker threw exception: {type(exc).__name__}: {exc}\n", 500)
+        log.info("scheduled event ran (cron %r)%s", cron, "" if controller.retry else ", noRetry()")
+        return _text("Ran scheduled event\n", 200)
+
+
+def _text(body: str, status: int) -> Response:
+    return Response(body, status, headers={"content-type": "text/plain;charset=UTF-8"})
+
+
+#: The paths ``wrangler dev --test-scheduled`` serves for running the scheduled handler.
+SCHEDULED_PATHS = ("/__scheduled", "/cdn-cgi/handler/scheduled")
 
 
 class _HttpConnection:

@@ -13,8 +13,11 @@ Invariants:
 * Every failure to load is a :class:`WorkerLoadError` whose text is
   ``<file>:<line>: <problem>`` pointing into the user's code, not a traceback.
 * The entry point is, in order: a ``WorkerEntrypoint`` subclass named
-  ``Default``; the module's only ``WorkerEntrypoint`` subclass; a
-  module-level ``on_fetch(request, env[, ctx])``.
+  ``Default``; the module's only ``WorkerEntrypoint`` subclass; the
+  module-level ``on_fetch`` / ``on_scheduled`` functions. Handlers are
+  called relaxed (arguments they do not take are dropped), and an event
+  the Worker has no handler for fails with production's message
+  (``Handler does not export a fetch() function.``).
 * Each binding the runtime does not emulate is a :class:`NotEmulated` stub
   whose every use raises :class:`NotEmulatedError`.
 """
@@ -39,7 +42,9 @@ from runtime.pyworkers import (
     ExecutionContext,
     JsProxy,
     NotEmulatedError,
+    ScheduledController,
     register_host,
+    relaxed_call,
     to_javascript,
     to_python,
 )
@@ -125,23 +130,28 @@ class LoadedWorker:
     objects: dict[str, type[DurableObject]]
     #: The entry point's description, for the banner ("Default (WorkerEntrypoint)", "on_fetch").
     entry_name: str
-    _entry: type[WorkerEntrypoint] | Callable[..., Any]
-    _on_fetch_arity: int
+    _entry: type[WorkerEntrypoint] | types.ModuleType
     #: Names of the modules imported from the project directory (dropped by unload()).
     owned_modules: tuple[str, ...]
 
     async def fetch(self, request: Request, env: Any, ctx: ExecutionContext) -> Any:
-        """Call the entry point's fetch with ``request``; returns what it returns (a runtime value)."""
+        """Call the entry point's fetch with ``request``; returns what it returns (a runtime value).
+
+        Raises:
+            TypeError: The Worker has no fetch handler (production's message).
+        """
         if isinstance(self._entry, type):
             instance = self._entry(ctx, env)
             fetch = handler_of(instance, "fetch")
-            if fetch is None:  # pragma: no cover - _find_entry checked it
-                raise TypeError("Handler does not export a fetch() function.")
+            if fetch is None:
+                raise TypeError(NO_FETCH)
             result = fetch(request)
         else:
+            on_fetch = getattr(self.module, "on_fetch", None)
+            if not callable(on_fetch):
+                raise TypeError(NO_FETCH)
             # Production calls a module-level handler relaxed, with JavaScript values.
-            args = [to_python(request), to_python(env), to_python(ctx)][: max(self._on_fetch_arity, 1)]
-            result = self._entry(*args)
+            result = relaxed_call(on_fetch, to_python(request), to_python(env), to_python(ctx))
         if inspect.isawaitable(result):
             result = await result
         if isinstance(self._entry, type):
@@ -149,6 +159,36 @@ class LoadedWorker:
         # What production does with a handler's result: a FetchResponse gives its JavaScript response.
         js_response = getattr(result, "js_response", None)
         return to_javascript(js_response if js_response is not None else result, borrowed=False)
+
+    @property
+    def has_scheduled(self) -> bool:
+        """Whether the Worker has a ``scheduled`` handler (a Cron Trigger has something to call)."""
+        if isinstance(self._entry, type):
+            return callable(getattr(self._entry, "scheduled", None))
+        return callable(getattr(self.module, "on_scheduled", None))
+
+    async def scheduled(self, controller: ScheduledController, env: Any, ctx: ExecutionContext) -> None:
+        """Run the Worker's ``scheduled`` handler as a Cron Trigger would.
+
+        Production calls it relaxed: ``scheduled(self, controller, env, ctx)``
+        or any shorter form, with JavaScript values.
+
+        Raises:
+            TypeError: The Worker has no scheduled handler (production's message).
+        """
+        if isinstance(self._entry, type):
+            instance = self._entry(ctx, env)
+            handler = handler_of(instance, "scheduled")
+            if handler is None:
+                raise TypeError(NO_SCHEDULED)
+            result = handler(controller, env, ctx)
+        else:
+            on_scheduled = getattr(self.module, "on_scheduled", None)
+            if not callable(on_scheduled):
+                raise TypeError(NO_SCHEDULED)
+            result = relaxed_call(on_scheduled, to_python(controller), to_python(env), to_python(ctx))
+        if inspect.isawaitable(result):
+            await result
 
     def unload(self) -> None:
         """Drop the Worker's modules so the next load re-executes them."""
@@ -207,7 +247,7 @@ def load_worker(config: WranglerConfig) -> LoadedWorker:
     owned = tuple(sorted(_new_project_modules(before, root) | {module_name}))
     try:
         objects = _bound_classes(config, module)
-        entry, entry_name, arity = _find_entry(module, main)
+        entry, entry_name = _find_entry(module, main)
     except BaseException:
         for name in owned:
             sys.modules.pop(name, None)
@@ -217,7 +257,6 @@ def load_worker(config: WranglerConfig) -> LoadedWorker:
         objects=objects,
         entry_name=entry_name,
         _entry=entry,
-        _on_fetch_arity=arity,
         owned_modules=owned,
     )
 
@@ -281,11 +320,22 @@ def _bound_classes(config: WranglerConfig, module: types.ModuleType) -> dict[str
     return objects
 
 
-def _find_entry(module: types.ModuleType, main: Path) -> tuple[Any, str, int]:
+#: Production's errors for an event the Worker exports no handler for.
+NO_FETCH = "Handler does not export a fetch() function."
+NO_SCHEDULED = "Handler does not export a scheduled() function."
+
+#: The module-level handlers production calls (the legacy ``on_`` names).
+_MODULE_HANDLERS = ("on_fetch", "on_scheduled")
+
+
+def _find_entry(
+    module: types.ModuleType, main: Path
+) -> tuple[type[WorkerEntrypoint] | types.ModuleType, str]:
+    """The Worker's default entry point: a ``Default`` (or only) WorkerEntrypoint, else the module's handlers."""
     default = getattr(module, "Default", None)
     if isinstance(default, type) and issubclass(default, WorkerEntrypoint):
-        _check_fetch(default, main, "Default")
-        return default, "Default (WorkerEntrypoint)", 0
+        _check_entry_class(default, main, "Default")
+        return default, "Default (WorkerEntrypoint)"
     entries = [
         v
         for v in vars(module).values()
@@ -297,25 +347,19 @@ def _find_entry(module: types.ModuleType, main: Path) -> tuple[Any, str, int]:
             f"{main}: several WorkerEntrypoint classes ({names}); name the one that serves HTTP Default"
         )
     if entries:
-        _check_fetch(entries[0], main, entries[0].__name__)
-        return entries[0], f"{entries[0].__name__} (WorkerEntrypoint)", 0
-    on_fetch = getattr(module, "on_fetch", None)
-    if callable(on_fetch):
-        try:
-            arity = len(inspect.signature(on_fetch).parameters)
-        except (TypeError, ValueError):  # pragma: no cover - builtins only
-            arity = 2
-        if arity < 2:
-            raise WorkerLoadError(f"{main}: on_fetch must take (request, env) or (request, env, ctx)")
-        return on_fetch, "on_fetch", arity
-    raise WorkerLoadError(
-        f"{main}: no fetch handler: define class Default(WorkerEntrypoint) with "
-        "async def fetch(self, request), or async def on_fetch(request, env)"
-    )
+        _check_entry_class(entries[0], main, entries[0].__name__)
+        return entries[0], f"{entries[0].__name__} (WorkerEntrypoint)"
+    found = [name for name in _MODULE_HANDLERS if callable(getattr(module, name, None))]
+    if not found:
+        raise WorkerLoadError(
+            f"{main}: no fetch handler: define class Default(WorkerEntrypoint) with "
+            "async def fetch(self, request), or async def on_fetch(request, env)"
+        )
+    return module, ", ".join(found)
 
 
-def _check_fetch(cls: type, main: Path, name: str) -> None:
-    if not callable(getattr(cls, "fetch", None)):
+def _check_entry_class(cls: type, main: Path, name: str) -> None:
+    if not callable(getattr(cls, "fetch", None)) and not callable(getattr(cls, "scheduled", None)):
         raise WorkerLoadError(f"{main}: {name} has no fetch(self, request) method")
     _check_handlers(cls)
 

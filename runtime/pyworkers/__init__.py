@@ -33,7 +33,7 @@ from ._ffi import (
     to_javascript as to_javascript,
     to_python as to_python,
 )
-from ._hosts import ExecutionContext as ExecutionContext
+from ._hosts import ExecutionContext as ExecutionContext, ScheduledController as ScheduledController
 from ._modules import (
     MODULE_NAMES as MODULE_NAMES,
     PYODIDE_VERSION as PYODIDE_VERSION,
@@ -43,7 +43,11 @@ from ._modules import (
     shim_module as shim_module,
     uninstall as uninstall,
 )
-from ._sdk import DurableObject as DurableObject, WorkerEntrypoint as WorkerEntrypoint
+from ._sdk import (
+    DurableObject as DurableObject,
+    WorkerEntrypoint as WorkerEntrypoint,
+    relaxed_call as relaxed_call,
+)
 
 __all__ = [
     "MODULE_NAMES",
@@ -52,11 +56,13 @@ __all__ = [
     "ExecutionContext",
     "JsProxy",
     "NotEmulatedError",
+    "ScheduledController",
     "WorkerEntrypoint",
     "install",
     "installed",
     "is_installed",
     "register_host",
+    "relaxed_call",
     "shim_module",
     "to_javascript",
     "to_python",

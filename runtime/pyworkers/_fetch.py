@@ -76,7 +76,7 @@ async def loopback_fetch(request: Request) -> Response:
     headers.append(("connection", "close"))
     if body:
         headers.append(("content-length", str(len(body))))
-    with trio.fail_after(FETCH_TIMEOUT):
+    with trio.move_on_after(FETCH_TIMEOUT) as deadline:
         stream = await trio.open_tcp_stream(host, port)
         async with stream:
             conn = h11.Connection(h11.CLIENT)
@@ -91,9 +91,18 @@ async def loopback_fetch(request: Request) -> Response:
             chunks: list[bytes] = []
             size = 0
             while True:
-                event = conn.next_event()
+                try:
+                    event = conn.next_event()
+                except h11.RemoteProtocolError as exc:
+                    raise OSError(
+                        f"fetch({request.url}): the response is not valid HTTP/1.1 ({exc})"
+                    ) from exc
                 if event is h11.NEED_DATA:
                     received = await stream.receive_some(65536)
+                    if not received and not status:
+                        raise OSError(
+                            f"fetch({request.url}): the server closed the connection without a response"
+                        )
                     conn.receive_data(received)
                     continue
                 if isinstance(event, h11.Response):
@@ -109,8 +118,14 @@ async def loopback_fetch(request: Request) -> Response:
                     chunks.append(bytes(event.data))
                 elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                     break
+    if deadline.cancelled_caught:
+        raise trio.TooSlowError(
+            f"fetch({request.url}): no complete response within {FETCH_TIMEOUT:g} seconds"
+        )
     content = b"".join(chunks)
     null_body = status in (101, 204, 205, 304)
-    return Response(
+    response = Response(
         None if null_body else content, status=status, status_text=reason, headers=response_headers
     )
+    response._url = request.url  # what production's Response.url gives for a fetched response
+    return response

@@ -70,6 +70,8 @@ from collections.abc import (
 )
 from typing import Any, ClassVar, Final, TypeVar, overload
 
+from shards._errors import RemoteError
+
 from ._errors import NotEmulatedError
 
 __all__ = [
@@ -315,13 +317,14 @@ def js_error(exc: BaseException) -> JsException:
         return exc
     if isinstance(exc, JSError):
         return JsException(exc)
-    name = (
-        "TypeError"
-        if isinstance(exc, TypeError)
-        else "RangeError"
-        if isinstance(exc, ValueError)
-        else "Error"
-    )
+    if isinstance(exc, RemoteError):
+        name = exc.name  # an object's error, rebuilt for its caller: production keeps the name
+    elif isinstance(exc, TypeError):
+        name = "TypeError"
+    elif isinstance(exc, ValueError):
+        name = "RangeError"
+    else:
+        name = "Error"
     props = {
         flag: getattr(exc, flag)
         for flag in ("remote", "retryable", "overloaded", "durableObjectReset")
@@ -1092,6 +1095,8 @@ class JsException(JsProxy, Exception):
 
     def __init__(self, name: str | JSError = "Error", message: str = "", stack: str = "") -> None:
         err = name if isinstance(name, JSError) else JSError(name, message)
+        if stack:
+            err.props["stack"] = stack  # as Pyodide's: the new error's stack is the one given
         Exception.__init__(self, f"{err.name}: {err.message}")
         object.__setattr__(self, "_js", err)
 
@@ -1109,7 +1114,7 @@ class JsException(JsProxy, Exception):
         if name == "message":
             return err.message
         if name == "stack":
-            return f"{err.name}: {err.message}"
+            return err.props.get("stack", f"{err.name}: {err.message}")
         if name in err.props:
             return err.props[name]
         raise AttributeError(name)
@@ -1124,7 +1129,7 @@ class JsException(JsProxy, Exception):
             err.props[name] = value
 
     def _js_keys(self) -> list[str]:
-        return list(self._js.props)
+        return [k for k in self._js.props if k != "stack"]  # an error's stack is not enumerable
 
     def _js_type_name(self) -> str:
         name: str = self._js.name
@@ -1333,7 +1338,9 @@ def to_js(
         made.append(proxy)
         return proxy
 
-    result = to_python(convert(obj))
+    js = convert(obj)
+    # A PyProxy at the top is handed back as a JsProxy of it, as if by create_proxy (Pyodide's to_js).
+    result = JsDoubleProxy(js) if type(js) is PyProxy else to_python(js)
     if pyproxies is not None:
         for proxy in made:
             pyproxies.append(JsDoubleProxy(proxy))

@@ -42,11 +42,12 @@ from runtime._ids import DurableObjectId
 from runtime._object import DurableObjectState
 from runtime._runtime import Env
 from runtime._stub import DurableObjectNamespace, DurableObjectStub
-from runtime.d1 import D1Database, D1DatabaseSession, D1PreparedStatement
+from runtime.d1 import D1Database, D1DatabaseSession, D1PreparedStatement, D1TypeError
 from runtime.sockets import CloseEvent, MessageEvent, WebSocket, WebSocketPair, WebSocketRequestResponsePair
 from runtime.storage import (
     DurableObjectStorage,
     DurableObjectTransaction,
+    RawCursor,
     SqlStorage,
     SqlStorageCursor,
     SyncKV,
@@ -61,6 +62,7 @@ from ._ffi import (
     JSSet,
     JSUint8Array,
     PyProxy,
+    PythonError,
     jsnull,
     register_host,
     to_javascript,
@@ -69,6 +71,7 @@ from ._ffi import (
 
 __all__ = [
     "ExecutionContext",
+    "ScheduledController",
     "HostProxy",
     "js_value",
     "refuse_pyproxy",
@@ -672,9 +675,14 @@ class JsStorage(HostProxy):
             proxy.borrowed = False
 
             async def run(txn: Any) -> Any:
-                result = proxy.get()(to_python(txn))
-                if inspect.isawaitable(result):
-                    result = await result
+                # What the closure raises travels through JavaScript as a PythonError, which
+                # the awaiting Python code receives as the original exception (Pyodide's rule).
+                try:
+                    result = proxy.get()(to_python(txn))
+                    if inspect.isawaitable(result):
+                        result = await result
+                except Exception as exc:
+                    raise PythonError(exc) from exc
                 return to_javascript(result, borrowed=False)
 
             return _promise(self._js.transaction(run), lambda v: v)
@@ -683,8 +691,18 @@ class JsStorage(HostProxy):
     def js_transactionSync(self, closure: Any = None) -> Any:
         if type(closure) is not PyProxy:
             raise TypeError("storage.transactionSync(): the closure must be a function")
-        # The runtime refuses an async closure with production's message.
-        return to_javascript(self._js.transactionSync(closure.get()), borrowed=False)
+        fn = closure.get()
+        if inspect.iscoroutinefunction(fn):
+            # The runtime refuses an async closure with production's message.
+            return to_javascript(self._js.transactionSync(fn), borrowed=False)
+
+        def run() -> Any:
+            try:
+                return fn()
+            except Exception as exc:
+                raise PythonError(exc) from exc  # the original again in Python (see js_transaction)
+
+        return to_javascript(self._js.transactionSync(run), borrowed=False)
 
 
 _bind(DurableObjectStorage, JsStorage)
@@ -703,20 +721,40 @@ class JsTransaction(JsStorage):
 _bind(DurableObjectTransaction, JsTransaction)
 
 
+_BINDING_FIX = "Bind a str, a number, None or bytes (a BLOB); json.dumps(value) to store structured data"
+
+#: JavaScript objects bound to ``sql.exec()``: (what it is, where it came from, its text). workerd's
+#: binding type is ArrayBuffer(View) | string | number | null, so JSG binds any other object's String().
+_BOUND_OBJECTS: dict[type, tuple[str, str, str]] = {
+    list: ("an Array", "the SDK's conversion of a Python list", "its elements joined by commas"),
+    dict: ("an Object", "the SDK's conversion of a Python dict", "'[object Object]'"),
+    JSSet: ("a Set", "the SDK's conversion of a Python set", "'[object Set]'"),
+    JSMap: ("a Map", "to_js() of a Python dict", "'[object Map]'"),
+}
+
+
 def _bindings(values: tuple[Any, ...], api: str) -> list[Any]:
     out: list[Any] = []
     for i, v in enumerate(values, 1):
+        t = type(v)
         if v is None or v is jsnull:
             out.append(None)
-        elif type(v) is JSUint8Array or type(v) is JSArrayBuffer:
+        elif t is JSUint8Array or t is JSArrayBuffer:
             out.append(bytes(v))
-        elif type(v) is PyProxy:
+        elif t is PyProxy:
             refuse_pyproxy(
                 api,
                 f"binding {i}",
                 v,
-                "workerd cannot bind it",
-                "Bind a str, a number, None, or to_js(bytes) for a BLOB",
+                "workerd would bind its text (str(value)) instead of the value",
+                _BINDING_FIX,
+            )
+        elif t in _BOUND_OBJECTS:
+            kind, origin, text = _BOUND_OBJECTS[t]
+            where = user_location()
+            raise TypeError(
+                f"{api}: binding {i} is {kind} ({origin}); workerd would bind its text ({text}) "
+                f"instead of the value. {_BINDING_FIX}" + (f" [{where}]" if where else "")
             )
         else:
             out.append(v)
@@ -776,6 +814,29 @@ class JsSqlCursor(HostProxy):
 _bind(SqlStorageCursor, JsSqlCursor)
 
 
+class JsSqlRawIterator(HostProxy):
+    """What ``cursor.raw()`` returns: an iterator of rows as arrays of values (workerd's ``RawIterator``)."""
+
+    __slots__ = ()
+    _js_name = "RawIterator"
+
+    def js_toArray(self) -> list[Any]:
+        return [[js_value(v) for v in row] for row in self._js.toArray()]
+
+    def js_next(self) -> Any:
+        step = self._js.next()
+        if step["done"]:
+            return {"done": True, "value": None}
+        return {"done": False, "value": [js_value(v) for v in step["value"]]}
+
+    def __iter__(self) -> Iterator[Any]:
+        for row in self._js:
+            yield to_python([js_value(v) for v in row])
+
+
+_bind(RawCursor, JsSqlRawIterator)
+
+
 class JsSyncKV(HostProxy):
     """``ctx.storage.kv``: the synchronous KV API."""
 
@@ -793,11 +854,39 @@ class JsSyncKV(HostProxy):
     def js_delete(self, key: Any = None) -> bool:
         return bool(self._js.delete(_string(key, "kv.delete()", "the key")))
 
-    def js_list(self, options: Any = None) -> list[Any]:
-        return [[k, js_value(v)] for k, v in self._js.list(_options(options, "kv.list()"))]
+    def js_list(self, options: Any = None) -> Any:
+        entries = [[k, js_value(v)] for k, v in self._js.list(_options(options, "kv.list()"))]
+        return KvListIterator(iter(entries))
 
 
 _bind(SyncKV, JsSyncKV)
+
+
+class KvListIterator:
+    """What ``kv.list()`` returns: an iterator of ``[key, value]`` arrays, not an array (workerd's)."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: Iterator[list[Any]]) -> None:
+        self.entries = entries
+
+
+class JsKvListIterator(HostProxy):
+    """``kv.list()``'s iterator: ``next()`` and iteration; no length, no indexing."""
+
+    __slots__ = ()
+    _js_name = "ListIterator"
+
+    def js_next(self) -> Any:
+        entry = next(self._js.entries, None)
+        return {"done": True, "value": None} if entry is None else {"done": False, "value": entry}
+
+    def __iter__(self) -> Iterator[Any]:
+        for entry in self._js.entries:
+            yield to_python(entry)
+
+
+_bind(KvListIterator, JsKvListIterator)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -965,6 +1054,11 @@ class JsD1Statement(HostProxy):
                     "D1 cannot bind it (D1_TYPE_ERROR)",
                     "Bind a str, a number, a bool, None, or to_js(bytes)",
                 )
+            elif type(v) is JSSet or type(v) is JSMap:
+                # D1 takes arrays of bytes and buffers; any other object fails with this (d1-api.ts).
+                name = "Set" if type(v) is JSSet else "Map"
+                detail = f"Type 'object' not supported for value '[object {name}]'"
+                raise D1TypeError(f"D1_TYPE_ERROR: {detail}", detail=detail)
             else:
                 converted.append(v)
         return self._js.bind(*[None if v is _UNDEFINED else v for v in converted])
@@ -1105,7 +1199,7 @@ class JsResponse(_JsBody):
         return bool(self._js.ok)
 
     def prop_url(self) -> str:
-        return ""
+        return str(self._js.url)
 
     def prop_type(self) -> str:
         return "default"
@@ -1178,3 +1272,38 @@ class JsExecutionContext(HostProxy):
 
 
 _bind(ExecutionContext, JsExecutionContext)
+
+
+class ScheduledController:
+    """What a Cron Trigger hands a Worker's ``scheduled`` handler (JavaScript's ``ScheduledController``).
+
+    ``retry`` turns False when the handler calls ``noRetry()``.
+    """
+
+    __slots__ = ("cron", "retry", "scheduled_time")
+
+    def __init__(self, scheduled_time: float, cron: str) -> None:
+        self.scheduled_time = scheduled_time
+        self.cron = cron
+        self.retry = True
+
+
+class JsScheduledController(HostProxy):
+    """``controller.scheduledTime`` (ms since the epoch), ``controller.cron``, ``controller.noRetry()``."""
+
+    __slots__ = ()
+    _js_name = "ScheduledController"
+
+    def prop_scheduledTime(self) -> float:
+        when: float = self._js.scheduled_time
+        return when
+
+    def prop_cron(self) -> str:
+        cron: str = self._js.cron
+        return cron
+
+    def js_noRetry(self) -> None:
+        self._js.retry = False
+
+
+_bind(ScheduledController, JsScheduledController)

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
 
 from runtime._core import Activation, current_activation, run_as
-from runtime._http import Headers, Request, Response
+from runtime._http import Headers, Request, Response, _normalize_url
 from runtime._runtime import Runtime, current_runtime
 from runtime._scheduler import TimerHandle
 from runtime.sockets import WebSocket, WebSocketPair, WebSocketRequestResponsePair
@@ -44,15 +44,17 @@ from runtime.sockets import WebSocket, WebSocketPair, WebSocketRequestResponsePa
 from ._errors import NotEmulatedError
 from ._fetch import loopback_fetch
 from ._ffi import (
+    MAX_SAFE_INTEGER,
     JSArrayBuffer,
+    JSError,
     JSFunction,
     JSMap,
     JSPromise,
-    JsProxy,
     JSSet,
     JSUint8Array,
     PyProxy,
     jsnull,
+    to_javascript,
     to_python,
 )
 from ._hosts import HostProxy, refuse_pyproxy, user_location
@@ -97,17 +99,29 @@ def _js_string(value: Any) -> str:
 # Object, JSON
 
 
+def _entry_pair(entry: Any) -> tuple[str, Any]:
+    """The ``[key, value]`` Object.fromEntries reads from one item (``item[0]``, ``item[1]``)."""
+    if type(entry) is list:
+        return _js_string(entry[0] if entry else None), entry[1] if len(entry) > 1 else None
+    if type(entry) is PyProxy and isinstance(entry.obj, list | tuple):
+        # A proxy of a Python sequence reads its items by index (Pyodide's PySequence).
+        items = [to_javascript(v, borrowed=False) for v in entry.obj[:2]]
+        return _js_string(items[0] if items else None), items[1] if len(items) > 1 else None
+    if entry is None or entry is jsnull or isinstance(entry, str | int | float):
+        raise TypeError(f"Iterator value {_js_string(entry)} is not an entry object")
+    return "undefined", None  # any other object: its "0" and "1" are undefined
+
+
 def _from_entries(entries: Any = None) -> dict[str, Any]:
     if type(entries) is JSMap:
         return {_js_string(k): v for k, v in entries.items()}
-    if type(entries) is list:
-        out: dict[str, Any] = {}
-        for entry in entries:
-            if type(entry) is not list or not entry:
-                raise TypeError("Iterator value is not an entry object")
-            out[_js_string(entry[0])] = entry[1] if len(entry) > 1 else None
-        return out
+    if type(entries) is list or type(entries) is JSSet:
+        return dict(_entry_pair(entry) for entry in entries)
     if type(entries) is PyProxy:
+        obj = entries.get()
+        if not isinstance(obj, dict) and hasattr(obj, "__iter__"):
+            # Pyodide's proxy of a Python iterable is iterable: a list of pairs works in production.
+            return dict(_entry_pair(to_javascript(item, borrowed=False)) for item in obj)
         refuse_pyproxy(
             "Object.fromEntries()",
             "the entries",
@@ -115,26 +129,38 @@ def _from_entries(entries: Any = None) -> dict[str, Any]:
             "JavaScript cannot read its items as [key, value] pairs",
             "Use to_js(d, dict_converter=js.Object.fromEntries) for a dict",
         )
-    raise TypeError("Object.fromEntries(): the argument is not iterable")
+    raise TypeError(f"{_js_string(entries)} is not iterable (cannot read property Symbol(Symbol.iterator))")
 
 
-def _own_keys(obj: Any) -> list[str]:
-    if type(obj) is dict:
-        return [str(k) for k in obj]
-    if type(obj) is list:
-        return [str(i) for i in range(len(obj))]
-    if isinstance(obj, JsProxy):  # pragma: no cover - values arrive unwrapped
-        return list(obj.object_keys())
-    return []
+def _own_entries(obj: Any, api: str) -> list[list[Any]]:
+    """``Object.entries(obj)``: the object's own enumerable properties, as JavaScript lists them."""
+    if obj is None or obj is jsnull:
+        raise TypeError("Cannot convert undefined or null to object")
+    t = type(obj)
+    if t is dict:
+        return [[str(k), v] for k, v in obj.items()]
+    if t is list or t is str or t is JSUint8Array:
+        return [[str(i), v] for i, v in enumerate(obj)]
+    if t is WebSocketPair:
+        return [["0", obj.client], ["1", obj.server]]
+    if t is PyProxy:
+        refuse_pyproxy(
+            api,
+            "the object",
+            obj,
+            "JavaScript would see the Python object's attributes (as dir() lists them), not its items",
+            "Convert it first: to_js(value, dict_converter=js.Object.fromEntries)",
+        )
+    return []  # a Map, a Set, a host object, a number: no own enumerable properties
 
 
 def _object_assign(target: Any = None, *sources: Any) -> Any:
+    if target is None or target is jsnull:
+        raise TypeError("Cannot convert undefined or null to object")
     if type(target) is not dict:
         raise TypeError("Object.assign(): the target must be an object")
     for source in sources:
-        if type(source) is dict:
-            target.update(source)
-        elif type(source) is PyProxy:
+        if type(source) is PyProxy:
             refuse_pyproxy(
                 "Object.assign()",
                 "a source",
@@ -142,6 +168,9 @@ def _object_assign(target: Any = None, *sources: Any) -> Any:
                 "JavaScript would copy no keys",
                 "Convert it with to_js first",
             )
+        if source is not None and source is not jsnull:
+            for key, value in _own_entries(source, "Object.assign()"):
+                target[key] = value
     return target
 
 
@@ -151,14 +180,9 @@ OBJECT = JSFunction(
     construct=lambda value=None: {} if value is None or value is jsnull else value,
     props={
         "fromEntries": JSFunction("fromEntries", _from_entries),
-        "keys": JSFunction("keys", lambda obj=None: _own_keys(obj)),
-        "values": JSFunction(
-            "values", lambda obj=None: list(obj.values()) if type(obj) is dict else list(obj or [])
-        ),
-        "entries": JSFunction(
-            "entries",
-            lambda obj=None: [[str(k), v] for k, v in obj.items()] if type(obj) is dict else [],
-        ),
+        "keys": JSFunction("keys", lambda obj=None: [k for k, _ in _own_entries(obj, "Object.keys()")]),
+        "values": JSFunction("values", lambda obj=None: [v for _, v in _own_entries(obj, "Object.values()")]),
+        "entries": JSFunction("entries", lambda obj=None: _own_entries(obj, "Object.entries()")),
         "assign": JSFunction("assign", _object_assign),
     },
 )
@@ -172,7 +196,7 @@ def _to_json_value(js: Any) -> Any:
     if t is dict:
         return {k: _to_json_value(v) for k, v in js.items() if v is not None and type(v) is not JSFunction}
     if t is list:
-        return [None if v is None else _to_json_value(v) for v in js]
+        return [None if v is None or type(v) is JSFunction else _to_json_value(v) for v in js]
     if t is JSMap or t is JSSet:
         return {}
     if t is JSUint8Array:
@@ -181,8 +205,13 @@ def _to_json_value(js: Any) -> Any:
         return {}
     if isinstance(js, _dt.datetime):
         return js.astimezone(_dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if isinstance(js, float) and not math.isfinite(js):
-        return None
+    if t is URLValue:
+        return js.href  # URL.prototype.toJSON
+    if isinstance(js, float):
+        if not math.isfinite(js):
+            return None
+        if js.is_integer() and abs(js) <= MAX_SAFE_INTEGER:
+            return int(js)  # a JavaScript number: 2.0 and -0.0 are written 2 and 0
     if t is PyProxy:
         refuse_pyproxy(
             "JSON.stringify()",
@@ -202,8 +231,8 @@ def _stringify(value: Any = None, replacer: Any = None, space: Any = None) -> An
     if value is None or type(value) is JSFunction:
         return None
     indent: int | str | None = None
-    if isinstance(space, int) and not isinstance(space, bool) and space > 0:
-        indent = min(space, 10)
+    if isinstance(space, int | float) and not isinstance(space, bool) and space >= 1:
+        indent = int(min(space, 10))
     elif isinstance(space, str) and space:
         indent = space[:10]
     data = _to_json_value(value)
@@ -221,11 +250,20 @@ def _from_json(value: Any) -> Any:
     return value
 
 
+def _json_number(text: str) -> int | float:
+    value = int(text)
+    return value if abs(value) <= MAX_SAFE_INTEGER else float(text)  # a JavaScript number
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")  # Python's json reads NaN and Infinity; JSON has neither
+
+
 def _parse(text: Any = None) -> Any:
     try:
-        return _from_json(_json.loads(_js_string(text)))
+        return _from_json(_json.loads(_js_string(text), parse_int=_json_number, parse_constant=_not_json))
     except ValueError as exc:
-        raise SyntaxError(f"JSON.parse: {exc}") from None
+        raise JSError("SyntaxError", f"JSON.parse: {exc}") from None
 
 
 JSON_OBJECT = {
@@ -252,9 +290,29 @@ def _date_from(*args: Any) -> _dt.datetime:
             parsed = _dt.datetime.fromisoformat(text)
             return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_dt.UTC)
         raise TypeError("new Date(): unsupported argument")
-    parts = [int(a) for a in args] + [0] * (7 - len(args))
-    year, month, day = parts[0], parts[1] + 1, parts[2] or 1
-    return _dt.datetime(year, month, day, parts[3], parts[4], parts[5], parts[6] * 1000, tzinfo=_dt.UTC)
+    fields = [int(a) for a in args[:7]]
+    year, month, day, hours, minutes, seconds, ms = fields + [1, 0, 0, 0, 0][len(fields) - 2 :]
+    if 0 <= year <= 99:
+        year += 1900  # JavaScript's two-digit years
+    # Fields out of range carry over, as in JavaScript: new Date(2026, 12, 0) is 2026-12-31.
+    year, month = year + month // 12, month % 12
+    return _dt.datetime(year, month + 1, 1, tzinfo=_dt.UTC) + _dt.timedelta(
+        days=day - 1, hours=hours, minutes=minutes, seconds=seconds, milliseconds=ms
+    )
+
+
+def _date_parse(text: Any = None) -> float:
+    try:
+        return _date_from(_js_string(text)).timestamp() * 1000
+    except ValueError:
+        return math.nan  # Date.parse() of what it cannot read is NaN, not an error
+
+
+def _date_utc(*fields: Any) -> float:
+    if not fields:
+        return math.nan
+    # Date.UTC(year) is January of that year (a lone argument of new Date() would be a time value).
+    return _date_from(*fields, *([0] if len(fields) == 1 else [])).timestamp() * 1000
 
 
 DATE = JSFunction(
@@ -263,8 +321,8 @@ DATE = JSFunction(
     construct=_date_from,
     props={
         "now": JSFunction("now", now_ms),
-        "parse": JSFunction("parse", lambda text=None: _date_from(_js_string(text)).timestamp() * 1000),
-        "UTC": JSFunction("UTC", lambda *args: _date_from(*(args or (1970,))).timestamp() * 1000),
+        "parse": JSFunction("parse", _date_parse),
+        "UTC": JSFunction("UTC", _date_utc),
     },
 )
 
@@ -310,6 +368,10 @@ CONSOLE = {
 # Timers
 
 
+#: Where a microtask is armed, relative to now: in the past, so before any timer that is due.
+_MICROTASK_DELAY = -1e9
+
+
 class _Timer:
     __slots__ = ("act", "args", "callback", "handle", "interval", "pinned")
 
@@ -336,7 +398,16 @@ class _Timers:
         self._timers: dict[int, _Timer] = {}
         self._ids = itertools.count(1)
 
-    def start(self, callback: Any, delay: Any, args: tuple[Any, ...], *, repeat: bool, api: str) -> int:
+    def start(
+        self,
+        callback: Any,
+        delay: Any,
+        args: tuple[Any, ...],
+        *,
+        repeat: bool,
+        api: str,
+        microtask: bool = False,
+    ) -> int:
         fn = _timer_callback(callback, api)
         ms = delay if isinstance(delay, int | float) and not isinstance(delay, bool) and delay > 0 else 0
         if isinstance(ms, float) and not math.isfinite(ms):
@@ -349,7 +420,8 @@ class _Timers:
         if act is not None and not act.dead:
             act.pin()  # a pending timer keeps the object in memory, as in production
             timer.pinned = True
-        self._arm(timer_id, timer, seconds)
+        # A microtask runs before every timer due, as JavaScript drains its microtask queue first.
+        self._arm(timer_id, timer, _MICROTASK_DELAY if microtask else seconds)
         return timer_id
 
     def _arm(self, timer_id: int, timer: _Timer, seconds: float) -> None:
@@ -484,7 +556,7 @@ def _clear(timer_id: Any = None) -> None:
 
 
 def _queue_microtask(callback: Any = None) -> None:
-    _timers("queueMicrotask()").start(callback, 0, (), repeat=False, api="queueMicrotask()")
+    _timers("queueMicrotask()").start(callback, 0, (), repeat=False, api="queueMicrotask()", microtask=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -519,6 +591,17 @@ def _headers_init(js: Any, api: str) -> Any:
         return {k: _js_string(v) for k, v in js.items()}
     if type(js) is list:
         return [tuple(_js_string(x) for x in pair) for pair in js]
+    if type(js) is JSMap:  # a Map is iterable: its entries are the pairs
+        return [(_js_string(k), _js_string(v)) for k, v in js.items()]
+    if type(js) is PyProxy and not isinstance(js.get(), dict | str | bytes) and hasattr(js.obj, "__iter__"):
+        # Pyodide's proxy of a Python iterable is a sequence to workerd: the SDK itself passes
+        # js.Headers.new([("a", "1")]) and js.Headers.new(d.items()).
+        pairs = []
+        for pair in js.obj:
+            if isinstance(pair, str | bytes) or not hasattr(pair, "__iter__"):
+                raise TypeError(f"{api}: the headers must be an object or an array of pairs")
+            pairs.append(tuple(_js_string(to_javascript(x, borrowed=False)) for x in pair))
+        return pairs
     if type(js) is PyProxy:
         refuse_pyproxy(
             api,
@@ -558,10 +641,17 @@ def _new_response(body: Any = None, init: Any = None) -> Response:
 def _response_json(data: Any = None, init: Any = None) -> Response:
     api = "Response.json()"
     options = _init_dict(init, api)
-    return Response.from_json(
-        _to_json_value(data),
+    text = _stringify(data)  # JavaScript's JSON.stringify: compact, numbers as JavaScript writes them
+    if text is None:
+        raise TypeError(f"{api}: {_js_string(data)} cannot be serialized to JSON")
+    headers = Headers(_headers_init(options.get("headers"), api))
+    if not headers.has("content-type"):
+        headers.set("content-type", "application/json")
+    return Response(
+        text,
         status=options.get("status"),
-        headers=_headers_init(options.get("headers"), api),
+        status_text=_js_string(options["statusText"]) if options.get("statusText") is not None else "",
+        headers=headers,
     )
 
 
@@ -581,15 +671,41 @@ def _new_headers(init: Any = None) -> Headers:
     return Headers(_headers_init(init, "new Headers()"))
 
 
+def _to_index(value: Any, message: str) -> int:
+    """JavaScript's ToIndex (a length argument): truncated; NaN is 0; RangeError when out of range."""
+    if value is None or value is jsnull or (isinstance(value, float) and math.isnan(value)):
+        return 0
+    if isinstance(value, float) and math.isfinite(value):
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value <= MAX_SAFE_INTEGER:
+        raise ValueError(message)
+    return value
+
+
+def _to_uint8(value: Any) -> int:
+    """JavaScript's ToUint8: the number modulo 256 (NaN and infinities are 0)."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip() or 0)
+        except ValueError:
+            return 0
+    if isinstance(value, float):
+        return int(value) & 0xFF if math.isfinite(value) else 0
+    return int(value) & 0xFF if isinstance(value, int) else 0
+
+
 def _new_uint8array(arg: Any = None, *_rest: Any) -> JSUint8Array:
     if arg is None:
         return JSUint8Array()
-    if isinstance(arg, int) and not isinstance(arg, bool):
-        return JSUint8Array(arg)
-    if type(arg) is list:
-        return JSUint8Array(int(x) & 0xFF for x in arg)
+    if isinstance(arg, int | float) and not isinstance(arg, bool):
+        return JSUint8Array(_to_index(arg, f"Invalid typed array length: {_js_string(arg)}"))
+    if type(arg) is list or type(arg) is JSSet:
+        return JSUint8Array(_to_uint8(x) for x in arg)
     if type(arg) is JSArrayBuffer or type(arg) is JSUint8Array:
         return JSUint8Array(arg)
+    if type(arg) is PyProxy and not isinstance(arg.get(), dict) and hasattr(arg.obj, "__iter__"):
+        # Pyodide's proxy of a Python iterable (bytes, a list of ints) is iterable: JavaScript reads its items.
+        return JSUint8Array(_to_uint8(to_javascript(x, borrowed=False)) for x in arg.obj)
     if type(arg) is PyProxy:
         refuse_pyproxy(
             "new Uint8Array()",
@@ -601,6 +717,10 @@ def _new_uint8array(arg: Any = None, *_rest: Any) -> JSUint8Array:
     raise TypeError("new Uint8Array(): unsupported argument")
 
 
+#: Schemes whose URLs the WHATWG parser normalizes (as the http(s) one with the same default port).
+_SPECIAL_SCHEMES: dict[str, str] = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
+
+
 class URLValue:
     """A JavaScript ``URL`` (what ``new URL(url, base)`` makes)."""
 
@@ -608,6 +728,17 @@ class URLValue:
 
     def __init__(self, url: str, base: str | None = None) -> None:
         full = urljoin(base, url) if base else url
+        head, colon, rest = full.strip("".join(chr(c) for c in range(0x21))).partition(":")
+        scheme = head.lower()
+        if colon and scheme in _SPECIAL_SCHEMES:
+            # The WHATWG parser's normalization: lowercase host, no default port, "/" for no path.
+            as_http = _SPECIAL_SCHEMES[scheme]
+            try:
+                normalized = _normalize_url(f"{as_http}:{rest}")
+            except TypeError:
+                raise TypeError(f"Invalid URL string: {url}") from None
+            self.href = scheme + normalized[len(as_http) :]
+            return
         parts = urlsplit(full)
         if not parts.scheme or (parts.scheme in ("http", "https", "ws", "wss") and not parts.netloc):
             raise TypeError(f"Invalid URL string: {url}")
@@ -749,6 +880,40 @@ def _register() -> None:
 _register()
 
 
+def _new_array(*items: Any) -> list[Any]:
+    """``Array(...)`` / ``new Array(...)``: one number is a length (of holes, read as undefined)."""
+    if len(items) == 1 and isinstance(items[0], int | float) and not isinstance(items[0], bool):
+        length = items[0]
+        if not (isinstance(length, int) or length.is_integer()) or not 0 <= length < 2**32:
+            raise ValueError("Invalid array length")
+        return [None] * int(length)
+    return list(items)
+
+
+def _array_from(items: Any = None, map_fn: Any = None) -> list[Any]:
+    if items is None or items is jsnull:
+        raise TypeError(f"{_js_string(items)} is not iterable (cannot read property Symbol(Symbol.iterator))")
+    t = type(items)
+    values: list[Any]
+    if t is list or t is JSSet or t is JSUint8Array or t is str:
+        values = list(items)
+    elif t is JSMap:
+        values = [[k, v] for k, v in items.items()]
+    elif t is PyProxy and hasattr(items.get(), "__iter__"):
+        # Pyodide's proxy of a Python iterable is iterable; each item crosses as usual.
+        values = [to_javascript(v, borrowed=False) for v in items.get()]
+    else:
+        values = []  # not iterable, and no length: an empty array
+    if map_fn is None:
+        return values
+    if type(map_fn) is JSFunction and map_fn.fn is not None:
+        fn = map_fn.fn
+        return [fn(v, i) for i, v in enumerate(values)]
+    if type(map_fn) is PyProxy:
+        return [map_fn.call(v, i) for i, v in enumerate(values)]
+    raise TypeError(f"{_js_string(map_fn)} is not a function")
+
+
 def _pair_new() -> WebSocketPair:
     return WebSocketPair()
 
@@ -787,17 +952,17 @@ GLOBALS: dict[str, Any] = {
     "URL": JSFunction("URL", None, construct=_new_url),
     "Uint8Array": JSFunction("Uint8Array", None, construct=_new_uint8array),
     "ArrayBuffer": JSFunction(
-        "ArrayBuffer", None, construct=lambda length=0: JSArrayBuffer(int(length) if length else 0)
+        "ArrayBuffer",
+        None,
+        construct=lambda length=0: JSArrayBuffer(_to_index(length, "Invalid array buffer length")),
     ),
     "Array": JSFunction(
         "Array",
-        lambda *items: list(items),
-        construct=lambda *items: list(items),
+        _new_array,
+        construct=_new_array,
         props={
             "isArray": JSFunction("isArray", lambda value=None: type(value) is list),
-            "from": JSFunction(
-                "from", lambda value=None: list(value) if type(value) in (list, JSSet) else []
-            ),
+            "from": JSFunction("from", _array_from),
         },
     ),
     "Promise": JSFunction(
@@ -809,6 +974,8 @@ GLOBALS: dict[str, Any] = {
 
 
 async def _resolved(value: Any) -> Any:
+    if type(value) is JSPromise:
+        return await value.settle()  # a promise adopts the state of a promise it resolves with
     return value
 
 

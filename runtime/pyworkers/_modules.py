@@ -50,6 +50,7 @@ from ._ffi import (
 )
 from ._js import to_global
 from ._sdk import (
+    AbortError,
     BodyUsedError,
     DurableObject,
     FetchResponse,
@@ -59,6 +60,7 @@ from ._sdk import (
     Response,
     WorkerEntrypoint,
     WorkflowEntrypoint,
+    _EnvWrapper,
     fetch,
     handler,
     import_from_javascript,
@@ -100,7 +102,8 @@ def _module(name: str, doc: str, values: dict[str, Any], *, package: bool = Fals
 
 def _workers_getattr(name: str) -> Any:
     if name == "env":
-        return import_from_javascript("cloudflare:workers").env
+        # As the SDK's workers.__getattr__: env with its bindings wrapped (RPC through the SDK's conversions).
+        return _EnvWrapper(import_from_javascript("cloudflare:workers").env)
     if name in ("wait_until", "waitUntil"):
         return import_from_javascript("cloudflare:workers").waitUntil
     raise AttributeError(f"module 'workers' has no attribute {name!r}")
@@ -182,6 +185,7 @@ def _build() -> dict[str, types.ModuleType]:
             "FetchResponse": PyodideFetchResponse,
             "HttpStatusError": HttpStatusError,
             "BodyUsedError": BodyUsedError,
+            "AbortError": AbortError,
             "pyfetch": pyfetch,
         },
     )

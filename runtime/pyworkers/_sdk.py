@@ -50,6 +50,7 @@ from runtime._runtime import current_runtime
 from ._asyncio import explain
 from ._ffi import (
     JSError,
+    JsException,
     JsProxy,
     create_proxy,
     jsnull,
@@ -61,6 +62,7 @@ from ._hosts import js_value, runtime_value
 from ._js import GLOBALS
 
 __all__ = [
+    "AbortError",
     "BodyUsedError",
     "DurableObject",
     "DurableObjectAbort",
@@ -126,7 +128,8 @@ def _from_rpc_default(value: Any, convert: Callable[[Any], Any], cache: Callable
     if name == "Date":
         # As the SDK does: a naive datetime in the local time zone.
         return _dt.datetime.fromtimestamp(value.getTime() / 1000)
-    if name in ("Error", "TypeError", "RangeError"):
+    if name == "Error":
+        # Only a plain Error, as the SDK checks constructor.name: a TypeError stays a JsException.
         return Exception(str(value))
     return value
 
@@ -483,6 +486,26 @@ class BodyUsedError(OSError):
         super().__init__("Response body is already used")
 
 
+class AbortError(OSError):
+    """``pyodide.http.AbortError``: what ``pyfetch`` raises when the JavaScript ``fetch`` rejects.
+
+    Pyodide 0.28's ``pyfetch`` turns the ``JsException`` into this ``OSError``
+    with the JavaScript error's message (``workers.fetch`` goes through it too).
+    """
+
+    def __init__(self, reason: Any) -> None:
+        super().__init__(reason.message)
+
+
+def _python_exception(exc: JsException) -> Exception:
+    """The SDK's ``_to_python_exception``: a JavaScript RangeError is a ValueError, a TypeError a TypeError."""
+    if exc.name == "RangeError":
+        return ValueError(exc.message)
+    if exc.name == "TypeError":
+        return TypeError(exc.message)
+    return exc
+
+
 def _http_message(js_headers: Any) -> http.client.HTTPMessage:
     """JavaScript ``Headers`` as the SDK shows them: an ``http.client.HTTPMessage``."""
     message = http.client.HTTPMessage()
@@ -550,7 +573,10 @@ class PyodideFetchResponse:
     def clone(self) -> PyodideFetchResponse:
         if self.js_response.bodyUsed:
             raise BodyUsedError
-        return type(self)(self._url, self.js_response.clone())
+        # Pyodide's class even for the SDK's subclasses (workers.Response.clone() included), as in production.
+        return PyodideFetchResponse(
+            self._url, self.js_response.clone(), self.abort_controller, self.abort_signal
+        )
 
     async def buffer(self) -> Any:
         self._raise_if_failed()
@@ -618,7 +644,10 @@ class FetchResponse(PyodideFetchResponse):
     @staticmethod
     def redirect(url: str, status: HTTPStatus | int = HTTPStatus.FOUND) -> Any:
         code = status.value if isinstance(status, HTTPStatus) else status
-        return to_python(GLOBALS["Response"]).redirect(url, code)
+        try:
+            return to_python(GLOBALS["Response"]).redirect(url, code)
+        except JsException as exc:
+            raise _python_exception(exc) from exc
 
     @staticmethod
     def from_json(
@@ -629,14 +658,17 @@ class FetchResponse(PyodideFetchResponse):
     ) -> Response:
         """A JSON response: ``json.dumps(data)`` with ``content-type: application/json``."""
         options = Response._create_options(status, status_text, headers)
-        if isinstance(data, JsProxy):
-            js_resp = to_python(GLOBALS["Response"]).json(data, **options)
-        else:
-            if "headers" not in options:
-                options["headers"] = _to_js_headers({"content-type": "application/json"})
-            elif not options["headers"].has("content-type"):
-                options["headers"].set("content-type", "application/json")
-            js_resp = to_python(GLOBALS["Response"]).new(_json.dumps(data), **options)
+        try:
+            if isinstance(data, JsProxy):
+                js_resp = to_python(GLOBALS["Response"]).json(data, **options)
+            else:
+                if "headers" not in options:
+                    options["headers"] = _to_js_headers({"content-type": "application/json"})
+                elif not options["headers"].has("content-type"):
+                    options["headers"].set("content-type", "application/json")
+                js_resp = to_python(GLOBALS["Response"]).new(_json.dumps(data), **options)
+        except JsException as exc:
+            raise _python_exception(exc) from exc
         return Response(js_resp)
 
     def json(self, *args: Any, **kwargs: Any) -> Any:
@@ -687,6 +719,10 @@ class Response(FetchResponse):
             parts.append(f"status_text={self.status_text!r}")
         if "content-type" in self.headers:
             parts.append(f"content_type={self.headers['content-type']!r}")
+        if self.js_object.url:
+            parts.append(f"url={self.js_object.url!r}")
+        if self.js_object.type != "default":
+            parts.append(f"type={self.js_object.type!r}")
         return f"Response({', '.join(parts)})"
 
     @staticmethod
@@ -795,7 +831,10 @@ async def pyfetch(
     fetch_fn = fetcher if fetcher is not None else to_python(GLOBALS["fetch"]) if "fetch" in GLOBALS else None
     if fetch_fn is None:  # pragma: no cover - GLOBALS always has fetch
         raise RuntimeError("fetch is not available")
-    js_response = await fetch_fn(url, to_js(kwargs, dict_converter=_OBJECT.fromEntries))
+    try:
+        js_response = await fetch_fn(url, to_js(kwargs, dict_converter=_OBJECT.fromEntries))
+    except JsException as exc:
+        raise AbortError(exc) from None  # as Pyodide 0.28's pyfetch
     return PyodideFetchResponse(str(url), js_response)
 
 

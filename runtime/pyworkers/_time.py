@@ -115,6 +115,8 @@ class RuntimeDate(_REAL_DATE, metaclass=_DateMeta):
 
 
 _installed = False
+#: What install() replaced, in its order: time.time, time.time_ns, datetime.datetime, datetime.date.
+_displaced: list[Any] = []
 
 
 def install() -> None:
@@ -123,6 +125,7 @@ def install() -> None:
     if _installed:
         return
     _installed = True
+    _displaced[:] = [_time.time, _time.time_ns, _dt.datetime, _dt.date]
     _time.time = _time_time
     _time.time_ns = _time_time_ns
     _dt.datetime = RuntimeDatetime  # type: ignore[misc]
@@ -130,15 +133,13 @@ def install() -> None:
 
 
 def uninstall() -> None:
-    """Put the originals back."""
+    """Put back what :func:`install` replaced (the originals, or another patch made before it)."""
     global _installed
     if not _installed:
         return
     _installed = False
-    _time.time = _REAL_TIME
-    _time.time_ns = _REAL_TIME_NS
-    _dt.datetime = _REAL_DATETIME  # type: ignore[misc]
-    _dt.date = _REAL_DATE  # type: ignore[misc]
+    _time.time, _time.time_ns, _dt.datetime, _dt.date = _displaced  # type: ignore[misc]
+    _displaced.clear()
 
 
 def installed() -> bool:

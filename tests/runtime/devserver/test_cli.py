@@ -34,7 +34,7 @@ def test_module_error_is_file_line_and_exit_1(tmp_path, capsys) -> None:
 def test_serves_prints_bindings_and_stops_cleanly_on_ctrl_c(tmp_path) -> None:
     make_project(tmp_path)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "dev", str(tmp_path), "--port", "0"],
+        [sys.executable, "-m", "runtime.cli", "dev", str(tmp_path), "--port", "0", "--test-scheduled"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -58,6 +58,7 @@ def test_serves_prints_bindings_and_stops_cleanly_on_ctrl_c(tmp_path) -> None:
         assert "not emulated" in banner
         assert "env.SECRET" in banner
         assert "s3cret" not in banner  # secrets are never printed
+        assert "/__scheduled?cron=*+*+*+*+* runs the scheduled handler" in banner
         with urllib.request.urlopen(f"{url}/echo", data=b"hi", timeout=10) as resp:
             assert resp.read() == b"hi"
         proc.send_signal(signal.SIGINT)

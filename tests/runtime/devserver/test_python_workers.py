@@ -85,7 +85,7 @@ async def test_a_list_object_stores_with_to_js_and_answers_over_rpc(tmp_path: Pa
 async def test_storing_a_python_list_without_to_js_works_through_the_sdk_wrapper(tmp_path: Path) -> None:
     # ctx.storage goes through the SDK's binding wrapper (python_to_rpc), so a plain list is converted:
     # the to_js above is what Cloudflare's example writes, not a requirement there.
-    entry = LISTS_ENTRY.replace('to_js(lines)', "lines")
+    entry = LISTS_ENTRY.replace("to_js(lines)", "lines")
     project = make_project(tmp_path, entry, LISTS_TOML, dev_vars=None)
     with trio.fail_after(10):
         async with running(project) as server:
@@ -141,7 +141,9 @@ class Default(WorkerEntrypoint):
 """
 
 
-async def test_a_websocket_room_keeps_attachments_across_hibernation_and_echoes_binary(tmp_path: Path) -> None:
+async def test_a_websocket_room_keeps_attachments_across_hibernation_and_echoes_binary(
+    tmp_path: Path,
+) -> None:
     project = make_project(tmp_path, ROOM_ENTRY, ROOM_TOML, dev_vars=None)
     with trio.fail_after(10):
         async with running(project) as server:
@@ -251,7 +253,10 @@ async def test_a_d1_query_worker_reads_and_writes_through_env_db(tmp_path: Path)
         async with running(make_quotes(tmp_path)) as server:
             first = await get(server, "/")
             assert first.status == 200
-            assert first.json() == {"text": "Simplicity is prerequisite for reliability.", "author": "Dijkstra"}
+            assert first.json() == {
+                "text": "Simplicity is prerequisite for reliability.",
+                "author": "Dijkstra",
+            }
             body = json.dumps({"text": "Premature optimization is the root of all evil.", "author": "Knuth"})
             created = await get(server, "/", "POST", body.encode())
             assert (created.status, created.json()) == (201, {"id": 2})
@@ -297,7 +302,9 @@ def test_a_handler_production_would_call_without_its_argument_is_refused_at_load
 def test_a_config_naming_a_class_the_module_lacks_names_both(tmp_path: Path) -> None:
     entry = "from workers import WorkerEntrypoint\nclass Default(WorkerEntrypoint):\n    async def fetch(self):\n        pass\n"
     project = make_project(tmp_path, entry, ROOM_TOML, dev_vars=None)
-    with pytest.raises(WorkerLoadError, match=r"entry.py: durable object class 'Room' \(binding ROOMS\) is not defined"):
+    with pytest.raises(
+        WorkerLoadError, match=r"entry.py: durable object class 'Room' \(binding ROOMS\) is not defined"
+    ):
         load_worker(load_config(project))
 
 
@@ -308,12 +315,97 @@ async def test_fetch_without_a_request_parameter_is_served(tmp_path: Path) -> No
     class Default(WorkerEntrypoint):
         async def fetch(self):
             return Response("no request needed")
-
-        async def scheduled(self, controller, env, ctx):
-            pass
     """
-    project = make_project(tmp_path, entry, LISTS_TOML.split("[[durable_objects")[0], dev_vars=None)
+    project = make_project(tmp_path, entry, NO_BINDINGS_TOML, dev_vars=None)
     with trio.fail_after(10):
         async with running(project) as server:
             reply = await get(server, "/anything")
             assert (reply.status, reply.body) == (200, b"no request needed")
+
+
+# -- Cron Triggers: the scheduled handler, run by /__scheduled as wrangler dev --test-scheduled does --
+
+NO_BINDINGS_TOML = LISTS_TOML.split("[[durable_objects")[0]
+
+CRON_ENTRY = """
+from workers import Response, WorkerEntrypoint
+
+
+class Default(WorkerEntrypoint):
+    async def scheduled(self, controller, env, ctx):
+        # env and ctx arrive as the JavaScript objects; the class's own self.env is the wrapped one.
+        runs = await self.env.LISTS.getByName("cron").write(f"{controller.cron}@{controller.scheduledTime}")
+        if runs > 1:
+            controller.noRetry()
+
+    async def fetch(self, request):
+        return Response("fetched")
+"""
+
+
+def cron_project(tmp_path: Path, entry: str = CRON_ENTRY) -> Path:
+    return make_project(tmp_path, LISTS_ENTRY.split("class Default")[0] + entry, LISTS_TOML, dev_vars=None)
+
+
+async def test_scheduled_runs_with_the_controller_production_passes(tmp_path: Path) -> None:
+    with trio.fail_after(10):
+        async with running(cron_project(tmp_path), test_scheduled=True) as server:
+            ran = await get(server, "/__scheduled?cron=*/5+*+*+*+*&time=1700000000000")
+            assert (ran.status, ran.body) == (200, b"Ran scheduled event\n")
+            assert (await get(server, "/cdn-cgi/handler/scheduled?cron=0+0+*+*+*&time=5")).status == 200
+            stub = server.runtime.env.LISTS.getByName("cron")
+            assert server.runtime.dump_storage(stub)["kv"] == {
+                "lines": ["*/5 * * * *@1700000000000", "0 0 * * *@5"]
+            }
+            # Without a time, the runtime's clock; a time that is not a number is refused.
+            assert (await get(server, "/__scheduled")).status == 200
+            bad = await get(server, "/__scheduled?time=soon")
+            assert (bad.status, bad.body) == (400, b"time must be milliseconds since the epoch, got 'soon'\n")
+            assert (await get(server, "/other")).body == b"fetched"
+
+
+async def test_without_test_scheduled_the_path_is_the_workers(tmp_path: Path) -> None:
+    with trio.fail_after(10):
+        async with running(cron_project(tmp_path)) as server:
+            assert (await get(server, "/__scheduled?cron=*+*+*+*+*")).body == b"fetched"
+
+
+@pytest.mark.parametrize(
+    "handler",
+    [
+        "async def on_scheduled(controller, env, ctx):\n    SEEN.append(controller.cron)\n",
+        "async def on_scheduled(controller):\n    SEEN.append(controller.cron)\n",
+        "class Default(WorkerEntrypoint):\n    async def scheduled(self):\n        SEEN.append('short')\n",
+        "class Default(WorkerEntrypoint):\n    def scheduled(self, controller):\n        SEEN.append(controller.cron)\n",
+    ],
+    ids=["module-3", "module-1", "class-0", "class-1-sync"],
+)
+async def test_scheduled_handlers_are_called_relaxed(tmp_path: Path, handler: str) -> None:
+    entry = "from workers import WorkerEntrypoint\nSEEN = []\n" + handler
+    project = make_project(tmp_path, entry, NO_BINDINGS_TOML, dev_vars=None)
+    with trio.fail_after(10):
+        async with running(project, test_scheduled=True) as server:
+            assert (await get(server, "/__scheduled?cron=1+2+3+4+5")).status == 200
+            assert server.worker is not None
+            assert server.worker.module.SEEN in (["1 2 3 4 5"], ["short"])
+            # A cron-only Worker has no fetch: production's message.
+            reply = await get(server, "/")
+            assert reply.status == 500
+            assert b"Handler does not export a fetch() function." in reply.body
+
+
+async def test_a_failing_or_missing_scheduled_handler_is_a_500_with_the_reason(tmp_path: Path) -> None:
+    failing = CRON_ENTRY.replace("runs = await", "raise ValueError('cron broke')\n        runs = await")
+    with trio.fail_after(10):
+        async with running(cron_project(tmp_path, failing), test_scheduled=True) as server:
+            reply = await get(server, "/__scheduled")
+            assert (reply.status, reply.body) == (500, b"Worker threw exception: ValueError: cron broke\n")
+    plain = make_project(tmp_path / "plain", LISTS_ENTRY, LISTS_TOML, dev_vars=None)
+    with trio.fail_after(10):
+        async with running(plain, test_scheduled=True) as server:
+            reply = await get(server, "/__scheduled")
+            assert reply.status == 500
+            assert (
+                reply.body
+                == b"Worker threw exception: TypeError: Handler does not export a scheduled() function.\n"
+            )

@@ -175,10 +175,10 @@ async def test_values_production_would_mis_convert_are_refused(
             stub = rt.env.ROOMS.getByName("r")
             response = await stub.fetch("http://do/")
             attach(response.webSocket, FakeTransport())
-            # Thrown by the JavaScript API: a JsException inside the object, which RPC carries by name.
+            # Thrown by the JavaScript API: a JavaScript TypeError, which RPC carries by its name.
             with pytest.raises(RemoteError, match=match) as info:
                 await getattr(stub, method)()
-            assert info.value.name == "JsException"
+            assert info.value.name == "TypeError"
             assert "worker_under_test.py:" in str(info.value)  # the Worker's own line
 
 
