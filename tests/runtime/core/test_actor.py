@@ -763,3 +763,19 @@ async def test_no_event_is_delivered_once_the_runtime_is_closing(autojump_clock)
             await stub.increment(1)
         assert info.value.retryable
         rt._core.closing = False
+
+
+class Syncer(DurableObject):
+    async def write_and_sync(self) -> int:
+        self.ctx.storage.put("k", 1)
+        await self.ctx.storage.sync()  # resolves once the write is durable, before the reply
+        return self.ctx.storage.kv.get("k")
+
+
+async def test_storage_sync_in_a_handler_commits_the_events_writes(autojump_clock) -> None:
+    """sync() resolves when pending writes are durable; it must not wait for the reply it precedes."""
+    async with open_runtime(objects={"S": Syncer}, config=config()) as rt:
+        stub = rt.env.S.getByName("s")
+        with trio.fail_after(5):
+            assert await stub.write_and_sync() == 1
+        assert rt.dump_storage(stub)["kv"] == {"k": 1}
