@@ -16,6 +16,7 @@ SUITES: dict[str, str] = {
     "d1": "bench.d1",
     "websockets": "bench.websockets",
     "shard_sockets": "bench.shard_sockets",
+    "pyworkers": "bench.pyworkers",
 }
 
 

@@ -52,16 +52,17 @@ ROUNDS = 3
 ENTRY = f"""
 from urllib.parse import urlparse
 
-from workers import DurableObject, Response, WebSocketPair, WorkerEntrypoint
+from js import WebSocketPair
+from workers import DurableObject, Response, WorkerEntrypoint
 
 FRAME = {FRAME!r}
 
 
 class Echo(DurableObject):
     async def fetch(self, request):
-        pair = WebSocketPair()
-        self.ctx.acceptWebSocket(pair.server)
-        return Response(None, status=101, web_socket=pair.client)
+        client, server = WebSocketPair.new().object_values()
+        self.ctx.acceptWebSocket(server)
+        return Response(None, status=101, web_socket=client)
 
     async def webSocketMessage(self, ws, message):
         ws.send(message)
@@ -69,10 +70,10 @@ class Echo(DurableObject):
 
 class Hub(DurableObject):
     async def fetch(self, request):
-        pair = WebSocketPair()
-        self.ctx.acceptWebSocket(pair.server)
-        pair.server.send("ready")
-        return Response(None, status=101, web_socket=pair.client)
+        client, server = WebSocketPair.new().object_values()
+        self.ctx.acceptWebSocket(server)
+        server.send("ready")
+        return Response(None, status=101, web_socket=client)
 
     async def webSocketMessage(self, ws, message):
         sockets = self.ctx.getWebSockets()

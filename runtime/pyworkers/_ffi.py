@@ -208,13 +208,24 @@ class JSFunction:
 
 
 class JSPromise:
-    """A JavaScript promise: ``awaitable`` resolves to a JavaScript value (or raises)."""
+    """A JavaScript promise: ``awaitable`` resolves to a JavaScript value (or raises).
 
-    __slots__ = ("_awaitable", "_borrowed", "_done", "_error", "_value")
+    ``convert``, if given, maps what ``awaitable`` returns to the promise's
+    JavaScript value (one function call instead of a wrapping coroutine:
+    every storage call makes a promise).
+    """
 
-    def __init__(self, awaitable: Awaitable[Any], borrowed: list[PyProxy] | None = None) -> None:
+    __slots__ = ("_awaitable", "_borrowed", "_convert", "_done", "_error", "_value")
+
+    def __init__(
+        self,
+        awaitable: Awaitable[Any],
+        borrowed: list[PyProxy] | None = None,
+        convert: Callable[[Any], Any] | None = None,
+    ) -> None:
         self._awaitable: Awaitable[Any] | None = awaitable
         self._borrowed = borrowed
+        self._convert = convert
         self._done = False
         self._value: Any = None
         self._error: BaseException | None = None
@@ -227,7 +238,8 @@ class JSPromise:
             if awaitable is None:  # pragma: no cover - settle is not re-entered
                 raise RuntimeError("promise awaited twice concurrently; please file a bug")
             try:
-                self._value = await awaitable
+                value = await awaitable
+                self._value = value if self._convert is None else self._convert(value)
             except Exception as exc:
                 self._error = exc
             finally:

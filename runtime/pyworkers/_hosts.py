@@ -232,10 +232,7 @@ def _options(js: Any, api: str) -> dict[str, Any] | None:
 
 
 def _promise(awaitable: Awaitable[Any], convert: Callable[[Any], Any] = js_value) -> JSPromise:
-    async def run() -> Any:
-        return convert(await awaitable)
-
-    return JSPromise(run())
+    return JSPromise(awaitable, convert=convert)
 
 
 class HostProxy(JsProxy):

@@ -38,6 +38,8 @@ import functools
 import http.client
 import inspect
 import json as _json
+import types
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from http import HTTPMethod, HTTPStatus
 from typing import Any
@@ -51,6 +53,7 @@ from ._asyncio import explain
 from ._ffi import (
     JSError,
     JsException,
+    JsPromise,
     JsProxy,
     create_proxy,
     jsnull,
@@ -58,7 +61,7 @@ from ._ffi import (
     to_js,
     to_python,
 )
-from ._hosts import js_value, runtime_value
+from ._hosts import HostProxy, js_value, runtime_value
 from ._js import GLOBALS
 
 __all__ = [
@@ -107,12 +110,11 @@ class JsDict(dict[str, Any]):
 
 
 def _constructor_name(value: Any) -> str | None:
+    """``value.constructor.name`` of a JavaScript value (None for a Python one)."""
     if not isinstance(value, JsProxy):
         return None
-    try:
-        return str(value.constructor.name)
-    except AttributeError:
-        return None
+    # What x.constructor.name reads, without making the constructor's proxy (this is on every wrapped call).
+    return value._js_type_name()
 
 
 def _from_rpc_default(value: Any, convert: Callable[[Any], Any], cache: Callable[[Any, Any], None]) -> Any:
@@ -150,9 +152,19 @@ def python_from_rpc(obj: Any) -> Any:
         return None
     if not isinstance(obj, JsProxy):
         return obj
+    if isinstance(obj, HostProxy):
+        # A runtime object (a cursor, a stub, a Response): to_py would hand it to the default
+        # converter as it is; skip the walk (this is on every wrapped call that returns one).
+        return (
+            None if obj._js_type_name() == "TestController" else _from_rpc_default(obj, _identity, _no_cache)
+        )
     if _constructor_name(obj) == "TestController":
         return None
     return _jsnull_to_none(obj.to_py(default_converter=_from_rpc_default))
+
+
+def _no_cache(value: Any, result: Any) -> None:
+    pass
 
 
 def _refuse_disabled(value: Any) -> None:
@@ -208,6 +220,11 @@ def _none_to_jsnull(value: Any) -> Any:
 
 def python_to_rpc(value: Any) -> Any:
     """A Python value converted for JavaScript the SDK's way (see the module docstring)."""
+    t = type(value)
+    if t is str or t is int or t is bool:
+        return value  # what to_js does with a primitive, without its machinery (every wrapped call)
+    if t is float:
+        return to_python(value)  # a JavaScript number: integral ones come back as int
     if value is None:
         return jsnull
     if isinstance(value, _BindingWrapper):
@@ -270,12 +287,16 @@ class _BindingWrapper:
 
     @staticmethod
     def _convert_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-        return [python_to_rpc(a) for a in args], {k: python_to_rpc(v) for k, v in kwargs.items()}
+        js_kwargs = {k: python_to_rpc(v) for k, v in kwargs.items()} if kwargs else kwargs
+        return [python_to_rpc(a) for a in args], js_kwargs
 
     def _invoke(self, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         js_args, js_kwargs = self._convert_args(args, kwargs)
         result = fn(*js_args, **js_kwargs)
-        if callable(getattr(result, "then", None)):
+        # Only promises are thenable among JavaScript values here; a Python object may be too.
+        if type(result) is JsPromise or (
+            not isinstance(result, JsProxy) and callable(getattr(result, "then", None))
+        ):
 
             async def await_and_convert() -> Any:
                 return self._convert_result(await result)
@@ -886,17 +907,36 @@ class _ExecutionContextProxy:  # pragma: no cover - a marker type; the ctx proxy
 
 def relaxed_call(fn: Callable[..., Any], *args: Any) -> Any:
     """Call ``fn`` with as many of ``args`` as it takes (``pyodide.code.relaxed_call``)."""
+    count = _positional_count(fn)
+    return fn(*args) if count is None else fn(*args[:count])
+
+
+#: function -> how many positional arguments it takes (None: any number); every handler call asks.
+_POSITIONAL: weakref.WeakKeyDictionary[Any, int | None] = weakref.WeakKeyDictionary()
+
+
+def _positional_count(fn: Callable[..., Any]) -> int | None:
+    # A bound method's count does not depend on the instance: cache it on the function.
+    key = fn.__func__ if isinstance(fn, types.MethodType) else fn
+    try:
+        return _POSITIONAL[key]
+    except (KeyError, TypeError):  # TypeError: not weak-referenceable (a builtin); not cached
+        pass
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return fn(*args)
-    count = 0
-    for p in params:
-        if p.kind is p.VAR_POSITIONAL:
-            return fn(*args)
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
-            count += 1
-    return fn(*args[:count])
+        count: int | None = None
+    else:
+        count = 0
+        for p in params:
+            if p.kind is p.VAR_POSITIONAL:
+                count = None
+                break
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+                count += 1
+    with contextlib.suppress(TypeError):
+        _POSITIONAL[key] = count
+    return count
 
 
 def _to_runtime_result(value: Any) -> Any:

@@ -769,7 +769,8 @@ class Syncer(DurableObject):
     async def write_and_sync(self) -> int:
         self.ctx.storage.put("k", 1)
         await self.ctx.storage.sync()  # resolves once the write is durable, before the reply
-        return self.ctx.storage.kv.get("k")
+        value: int = self.ctx.storage.kv.get("k")
+        return value
 
 
 async def test_storage_sync_in_a_handler_commits_the_events_writes(autojump_clock) -> None:
