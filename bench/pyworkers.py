@@ -11,6 +11,8 @@ alternated (``ROUNDS`` rounds each, best of each side reported):
 * SQL: ``exec`` of a one-row INSERT inside one handler, rows/s.
 * A ``webSocketMessage`` handler that echoes with ``ws.send``: messages/s
   through the runtime's sockets (no network), text and binary.
+* One handler sending 100 frames to each of 100 sockets from
+  ``ctx.getWebSockets()`` (a broadcast): deliveries/s.
 
 Run with ``python -m bench pyworkers``; ``SHARDSIM_BENCH_SCALE`` (default 1.0)
 scales the iteration counts.
@@ -33,6 +35,9 @@ from ._report import report
 SUITE = "pyworkers"
 SCALE = float(os.environ.get("SHARDSIM_BENCH_SCALE", "1.0"))
 ROUNDS = 3
+FRAME = '{"type":"message","who":"alice","text":"hello everyone, this is a chat line"}'
+BROADCAST_SOCKETS = 100
+BROADCAST_FRAMES = 100
 
 with pyworkers.installed():
     from js import WebSocketPair  # type: ignore[import-not-found]
@@ -71,6 +76,12 @@ class NativeCounter(DurableObject):
         return NativeResponse(None, status=101, web_socket=pair.client)
 
     async def webSocketMessage(self, ws: Any, message: Any) -> None:
+        if message == "broadcast":
+            sockets = self.ctx.getWebSockets()
+            for _ in range(BROADCAST_FRAMES):
+                for s in sockets:
+                    s.send(FRAME)
+            return
         ws.send(message)
 
 
@@ -100,6 +111,12 @@ class WorkerCounter(WorkerObject):  # type: ignore[misc]
         return Response(None, status=101, web_socket=client)
 
     async def webSocketMessage(self, ws, message):
+        if message == "broadcast":
+            sockets = self.ctx.getWebSockets()
+            for _ in range(BROADCAST_FRAMES):
+                for s in sockets:
+                    s.send(FRAME)
+            return
         # A binary message arrives as an ArrayBuffer proxy, which ws.send takes back as it is.
         ws.send(message)
 
@@ -187,6 +204,32 @@ async def _main() -> None:
                 return n / elapsed
 
             await _alternate(f"websocket_echo_{kind}", "messages/s", echo)
+
+        async def broadcast(side: str) -> float:
+            stub = rt.env.N.getByName("hub") if side == "native" else rt.env.W.getByName("hub")
+            sinks, clients = [], []
+            for _ in range(BROADCAST_SOCKETS):
+                response = await stub.fetch("http://do/ws")
+                sink = _Sink()
+                sink.expect = BROADCAST_FRAMES
+                clients.append(attach(response.webSocket, sink))
+                sinks.append(sink)
+            start = time.perf_counter()
+            await clients[0].message("broadcast")
+            for sink in sinks:
+                await sink.done.wait()
+            elapsed = time.perf_counter() - start
+            for client in clients:
+                await client.closed(1000, "", True)
+            return BROADCAST_SOCKETS * BROADCAST_FRAMES / elapsed
+
+        await _alternate(
+            "websocket_broadcast_from_one_handler",
+            "deliveries/s",
+            broadcast,
+            sockets=BROADCAST_SOCKETS,
+            frames_per_socket=BROADCAST_FRAMES,
+        )
 
 
 def run() -> None:

@@ -367,6 +367,7 @@ _HOSTS: dict[type, type[JsProxy]] = {}
 def register_host(host_type: type, proxy_class: type[JsProxy]) -> None:
     """Show instances of ``host_type`` (a JavaScript host object) to Python as ``proxy_class``."""
     _HOSTS[host_type] = proxy_class
+    _PROXY_CLASSES[host_type] = proxy_class  # exact type: to_python's first lookup
 
 
 def _host_class(value: object) -> type[JsProxy] | None:
@@ -390,13 +391,15 @@ def to_python(value: Any) -> Any:
         return _number(value)
     if t is PyProxy:
         return value.get()
+    proxy_class = _PROXY_CLASSES.get(t)  # the common case first: a known JavaScript or host type
+    if proxy_class is not None:
+        return proxy_class(value)
     if isinstance(value, JsProxy):  # a Python object JavaScript got from to_js's default_converter
         return value
     if isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
         return _number(value)
-    proxy_class = _PROXY_CLASSES.get(t)
     if proxy_class is None:
         proxy_class = _host_class(value)
         if proxy_class is None:
@@ -431,6 +434,20 @@ def call_js(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
     back implicitly; an error thrown by the JavaScript side is a
     :class:`JsException`.
     """
+    if not kwargs:
+        # The common call (ws.send(text), storage calls with primitives): nothing to convert or release.
+        for arg in args:
+            t = type(arg)
+            if not (t is str or t is int or t is float or t is bool or arg is None):
+                break
+        else:
+            try:
+                result = fn(*args)
+            except JsException:
+                raise
+            except Exception as exc:
+                raise from_js_exception(exc) from exc
+            return to_python(result)
     borrowed: list[PyProxy] = []
     js_args: list[Any] = []
     for arg in args:

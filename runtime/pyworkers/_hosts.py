@@ -235,20 +235,64 @@ def _promise(awaitable: Awaitable[Any], convert: Callable[[Any], Any] = js_value
     return JSPromise(awaitable, convert=convert)
 
 
+#: Per proxy class: JavaScript name -> (is a method, the ``js_``/``prop_`` function).
+_MEMBERS: dict[type, dict[str, tuple[bool, Callable[..., Any]]]] = {}
+
+
+def _members(cls: type) -> dict[str, tuple[bool, Callable[..., Any]]]:
+    members = _MEMBERS.get(cls)
+    if members is None:
+        members = {}
+        for attr in dir(cls):
+            if attr.startswith("js_"):
+                members[attr[3:]] = (True, getattr(cls, attr))
+            elif attr.startswith("prop_"):
+                members[attr[5:]] = (False, getattr(cls, attr))
+        _MEMBERS[cls] = members
+    return members
+
+
 class HostProxy(JsProxy):
-    """The ``JsProxy`` of a runtime object: ``prop_<name>`` properties and ``js_<name>`` methods."""
+    """The ``JsProxy`` of a runtime object: ``prop_<name>`` properties and ``js_<name>`` methods.
+
+    Speed (these run for every ``ws.send`` of a broadcast): a proxy keeps
+    each method it handed out, so reading ``ws.send`` again is a plain
+    attribute hit (a host object's methods never change); a class with
+    ``_reuse`` set is shown through one proxy per runtime object, kept in
+    the object's ``js_proxy`` attribute (its host type must have one), so
+    the proxies ``ctx.getWebSockets()`` returns keep those methods between
+    events. Pyodide makes a new proxy each time; nothing Worker code can
+    observe depends on the difference (proxies compare by the object).
+    """
 
     __slots__ = ()
     _js_name: ClassVar[str] = "Object"
+    _reuse: ClassVar[bool] = False
+
+    def __new__(cls, js: Any) -> Any:
+        if not cls._reuse:
+            return object.__new__(cls)
+        proxy = js.js_proxy
+        if type(proxy) is not cls:
+            proxy = js.js_proxy = object.__new__(cls)
+        return proxy
+
+    def __getattr__(self, name: str) -> Any:
+        member = _members(type(self)).get(name)
+        if member is None or not member[0]:
+            return super().__getattr__(name)
+        method = to_python(JSFunction(name, member[1].__get__(self)))
+        object.__setattr__(self, name, method)
+        return method
 
     def _js_get(self, name: str) -> Any:
-        prop = getattr(type(self), f"prop_{name}", None)
-        if prop is not None:
-            return prop(self)
-        method = getattr(type(self), f"js_{name}", None)
-        if method is not None:
-            return JSFunction(name, method.__get__(self))
-        raise AttributeError(name)
+        member = _members(type(self)).get(name)
+        if member is None:
+            raise AttributeError(name)
+        is_method, fn = member
+        if is_method:
+            return JSFunction(name, fn.__get__(self))
+        return fn(self)
 
     def _js_keys(self) -> list[str]:
         return sorted(attr.split("_", 1)[1] for attr in dir(type(self)) if attr.startswith(("prop_", "js_")))
@@ -274,6 +318,7 @@ class JsWebSocket(HostProxy):
 
     __slots__ = ()
     _js_name = "WebSocket"
+    _reuse = True
 
     def prop_readyState(self) -> int:
         return int(self._js.readyState)

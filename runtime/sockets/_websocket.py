@@ -184,6 +184,9 @@ class WebSocket:
         self._pumping = False
         self._drained = trio.lowlevel.ParkingLot()
         self._sent_close = False
+        #: A place for the platform layer (runtime.pyworkers) to keep this socket's JavaScript face, so
+        #: that Worker code crossing it again reuses it; the runtime itself never reads it.
+        self.js_proxy: Any = None
 
     def __repr__(self) -> str:
         state = ("CONNECTING", "OPEN", "CLOSING", "CLOSED")[self.readyState]

@@ -316,3 +316,21 @@ async def test_promises_are_awaitable_and_chain() -> None:
 def test_call_js_converts_results() -> None:
     assert type(call_js(lambda: 3.0, (), {})) is int
     assert call_js(lambda: jsnull, (), {}) is jsnull
+
+
+def test_a_socket_is_seen_through_one_proxy_whose_methods_are_kept() -> None:
+    import gc
+    import weakref
+
+    from runtime.sockets import WebSocketPair
+
+    server = WebSocketPair().server
+    first, second = to_python(server), to_python(server)
+    assert first is second  # one face per socket (Pyodide makes two; nothing observable differs)
+    assert first == second
+    assert first.send is first.send  # the method is kept on the proxy
+    assert first.readyState == 1  # properties are read each time, never kept
+    gone = weakref.ref(server)
+    del server, first, second
+    gc.collect()
+    assert gone() is None  # the socket and its proxy go together: no leak
